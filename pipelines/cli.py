@@ -1,0 +1,46 @@
+"""The `srgan` command: one CLI, one subcommand per job.
+
+Each subcommand's module is imported only when it runs, so `srgan evaluate` never pays for
+importing Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from srgan.checkpoint import CheckpointError
+from srgan.config import ConfigError
+from srgan.images import ImageError
+from srgan.losses import VGGWeightsError
+
+# Errors that mean "the user's input is wrong": printed as one line, exit code 2.
+USER_ERRORS = (ConfigError, CheckpointError, ImageError, VGGWeightsError, FileNotFoundError,
+               FileExistsError, NotADirectoryError)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    from pipelines import evaluate
+
+    parser = argparse.ArgumentParser(prog="srgan", description="SRGAN super-resolution on Ray.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (evaluate,):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args) or 0
+    except USER_ERRORS as e:
+        print(f"srgan {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The one checkpoint format: a folder with safetensors weights and a JSON config.
+
+    generator.safetensors      generator weights (loading never unpickles anything)
+    config.json                {"format", "model": ModelConfig, "config": the full resolved Config, ...}
+    discriminator.safetensors  (optional) discriminator weights
+    training_state.pt          (optional) optimizers, schedulers, step, RNG: plain tensors and
+                               numbers, loaded with torch.load(weights_only=True)
+
+`config.json` alone rebuilds the generator: `load_generator(folder)`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from srgan.config import Config, ConfigError, ModelConfig, from_dict, to_dict
+from srgan.models import Discriminator, Generator
+
+FORMAT = "srgan-checkpoint/1"
+G_WEIGHTS, D_WEIGHTS, CONFIG, STATE = ("generator.safetensors", "discriminator.safetensors",
+                                       "config.json", "training_state.pt")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, incomplete or does not fit the model asked for."""
+
+
+def _state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+
+
+def save_checkpoint(folder: str | Path, g: nn.Module, cfg: Config, d: nn.Module | None = None,
+                    training_state: dict[str, Any] | None = None, **meta: Any) -> Path:
+    """Write a checkpoint folder. `g` and `d` are plain modules (unwrap DDP first)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(_state(g), folder / G_WEIGHTS)
+    if d is not None:
+        save_file(_state(d), folder / D_WEIGHTS)
+    if training_state is not None:
+        torch.save(training_state, folder / STATE)
+    doc = {"format": FORMAT, "model": to_dict(cfg.model), "config": to_dict(cfg), **meta}
+    (folder / CONFIG).write_text(json.dumps(doc, indent=2))
+    return folder
+
+
+def read_meta(folder: str | Path) -> dict[str, Any]:
+    """The checkpoint's config.json as a dict; raises CheckpointError naming the folder."""
+    path = Path(folder) / CONFIG
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise CheckpointError(f"{folder}: not a checkpoint (no {CONFIG})") from e
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: unreadable checkpoint config ({e})") from e
+    if doc.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unknown checkpoint format {doc.get('format')!r}, expected {FORMAT}")
+    return doc
+
+
+def model_config(folder: str | Path) -> ModelConfig:
+    try:
+        return from_dict({"model": read_meta(folder)["model"]}).model
+    except ConfigError as e:
+        raise CheckpointError(f"{folder}: {e}") from e
+
+
+def _load_into(module: nn.Module, path: Path) -> nn.Module:
+    if not path.is_file():
+        raise CheckpointError(f"{path.parent}: missing {path.name}")
+    try:
+        module.load_state_dict(load_file(path))
+    except (RuntimeError, OSError) as e:  # shape/key mismatch or a damaged file
+        raise CheckpointError(f"{path}: weights do not fit the model in {CONFIG}: {e}") from e
+    return module
+
+
+def load_generator(folder: str | Path) -> Generator:
+    """Rebuild the generator from a checkpoint folder alone, in eval mode, on the CPU."""
+    folder = Path(folder)
+    return _load_into(Generator(model_config(folder)), folder / G_WEIGHTS).eval()
+
+
+def load_discriminator(folder: str | Path) -> Discriminator:
+    folder = Path(folder)
+    return _load_into(Discriminator(model_config(folder)), folder / D_WEIGHTS)
+
+
+def load_training_state(folder: str | Path) -> dict[str, Any] | None:
+    """The optimizer/step/RNG state saved beside the weights, or None if there is none."""
+    path = Path(folder) / STATE
+    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None

@@ -1,0 +1,177 @@
+"""Typed, frozen configuration with named presets, YAML files and `a.b=c` overrides.
+
+Every value is checked against its field's type on the way in: an unknown key, a wrong type or a
+value outside a field's choices is an error that names the key. The resolved config is a plain
+nested dict (`to_dict`) for logging and for storing beside every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key or value that does not fit the schema."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    scale: int = 4
+    channels: int = 64  # generator feature maps (C)
+    blocks: int = 16  # residual blocks (B)
+    norm: Literal["batch", "none"] = "batch"  # "none": BN-free generator (EDSR / MSRResNet)
+    hr_crop: int = 96  # HR training crop; the discriminator's dense layer depends on it
+    d_channels: int = 64  # discriminator's first conv width; doubles up to 8x
+    d_dense: int = 1024
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    pixel: Literal["mse", "l1"] = "mse"  # phase srresnet
+    content: Literal["vgg54", "vgg22", "mse"] = "vgg54"  # phase srgan; "mse" is SRGAN-MSE
+    adversarial_weight: float = 1e-3
+    # "torchvision" (its cache), a path to a VGG19 state dict, or "random" (tests only: never a real run)
+    vgg_weights: str = "torchvision"
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    steps: int = 1000
+    lr: float = 1e-4
+    lr_milestones: tuple[int, ...] = ()  # steps at which lr is multiplied by lr_gamma
+    lr_gamma: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 16  # global: split evenly across workers
+    beta1: float = 0.9
+    beta2: float = 0.999
+    bf16: bool = True  # autocast matmuls/convs to bfloat16 (weights and optimizer stay fp32)
+    channels_last: bool = True
+    log_every: int = 50
+    val_every: int = 1000
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    srresnet: PhaseConfig = field(default_factory=lambda: PhaseConfig(steps=1_000_000))
+    srgan: PhaseConfig = field(default_factory=lambda: PhaseConfig(steps=200_000, lr_milestones=(100_000,)))
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The published recipe: 1e6 SRResNet steps at 1e-4; SRGAN 1e5 steps at 1e-4 then 1e5 at 1e-5.
+    "paper": {},
+    # A few channels and one block: for tests and smoke runs on a CPU.
+    "tiny": {
+        "model": {"channels": 8, "blocks": 1, "hr_crop": 32, "d_channels": 8, "d_dense": 16},
+        "train": {"batch_size": 4, "log_every": 1, "val_every": 2, "checkpoint_every": 2,
+                  "bf16": False, "channels_last": False},
+        "srresnet": {"steps": 4},
+        "srgan": {"steps": 4, "lr_milestones": [2]},
+    },
+}
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    """Return `value` as type `typ`, or raise ConfigError naming `key`."""
+    origin = typing.get_origin(typ)
+    if origin is Literal:
+        if value not in typing.get_args(typ):
+            raise ConfigError(f"{key}: {value!r} is not one of {list(typing.get_args(typ))}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_coerce(v, typing.get_args(typ)[0], key) for v in value)
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if typ is float and isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-4" as a string
+            return float(value)
+        except ValueError:
+            pass
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise ConfigError(f"{key}: expected {typ.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass `cls` from its defaults updated by the nested dict `values`."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; "
+                          f"known under {prefix or 'top level'}: {', '.join(sorted(names))}")
+    base = cls()
+    kwargs = {}
+    for name, value in values.items():
+        typ, key = hints[name], prefix + name
+        if dataclasses.is_dataclass(typ):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+            merged = {**to_dict(getattr(base, name)), **value}
+            kwargs[name] = _build(typ, merged, key + ".")
+        else:
+            kwargs[name] = _coerce(value, typ, key)
+    return dataclasses.replace(base, **kwargs)
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """`"a.b=c"` -> `{"a": {"b": c}}` with `c` parsed as a YAML scalar or list."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    value: Any = yaml.safe_load(raw) if raw.strip() else ""
+    for part in reversed(key.strip().split(".")):
+        value = {part: value}
+    return value
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as a plain nested dict (tuples become lists), JSON- and YAML-safe."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        out[f.name] = to_dict(v) if dataclasses.is_dataclass(v) else (list(v) if isinstance(v, tuple) else v)
+    return out
+
+
+def from_dict(values: dict[str, Any]) -> Config:
+    return _build(Config, values)
+
+
+def load_config(preset: str = "paper", file: str | Path | None = None,
+                overrides: typing.Sequence[str] = ()) -> Config:
+    """Preset, then YAML file, then `a.b=c` overrides, each layer checked against the schema."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    values = PRESETS[preset]
+    if file is not None:
+        loaded = yaml.safe_load(Path(file).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{file}: expected a mapping of config sections at top level")
+        values = _deep_merge(values, loaded)
+    for text in overrides:
+        values = _deep_merge(values, parse_override(text))
+    return from_dict(values)

@@ -1,0 +1,26 @@
+"""Shared test fixtures: paths to ../shared data and small images made on the fly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SRGAN_SHARED", ROOT.parent / "shared"))
+DATA = SHARED / "data"
+BENCHMARKS = DATA / "benchmarks"
+
+
+@pytest.fixture(scope="session")
+def benchmarks() -> Path:
+    if not BENCHMARKS.is_dir():
+        pytest.fail(f"benchmark data not found at {BENCHMARKS}; set SRGAN_SHARED to the shared folder")
+    return BENCHMARKS
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

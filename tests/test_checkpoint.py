@@ -1,0 +1,50 @@
+import json
+
+import pytest
+import torch
+
+from srgan.checkpoint import (CheckpointError, load_discriminator, load_generator, load_training_state,
+                              save_checkpoint)
+from srgan.config import load_config
+from srgan.models import Discriminator, Generator
+
+
+def test_round_trip_rebuilds_from_folder_alone(tmp_path):
+    cfg = load_config("tiny", overrides=["model.blocks=2", "model.norm=none"])
+    g, d = Generator(cfg.model), Discriminator(cfg.model)
+    opt = torch.optim.Adam(g.parameters())
+    g(torch.rand(1, 3, 8, 8)).mean().backward()
+    opt.step()
+    save_checkpoint(tmp_path / "ck", g, cfg, d=d, training_state={"step": 7, "g_opt": opt.state_dict()}, phase="srresnet")
+    g2 = load_generator(tmp_path / "ck")
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.equal(g.eval()(x), g2(x))
+    assert len(g2.blocks) == 2 and not g2.training
+    assert all(torch.equal(a, b) for a, b in zip(d.state_dict().values(), load_discriminator(tmp_path / "ck").state_dict().values()))
+    state = load_training_state(tmp_path / "ck")
+    assert state["step"] == 7 and state["g_opt"]["state"][0]["step"] == 1
+    meta = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert meta["phase"] == "srresnet" and meta["config"]["model"]["blocks"] == 2
+
+
+def test_not_a_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        load_generator(tmp_path)
+
+
+def test_weights_that_do_not_fit_the_config(tmp_path):
+    cfg = load_config("tiny")
+    save_checkpoint(tmp_path, Generator(cfg.model), cfg)
+    meta = json.loads((tmp_path / "config.json").read_text())
+    meta["model"]["channels"] = 16
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_generator(tmp_path)
+
+
+def test_missing_weights_file(tmp_path):
+    cfg = load_config("tiny")
+    save_checkpoint(tmp_path, Generator(cfg.model), cfg)
+    (tmp_path / "generator.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="missing generator.safetensors"):
+        load_generator(tmp_path)

@@ -1,0 +1,66 @@
+import pytest
+
+from srgan.config import Config, ConfigError, from_dict, load_config, parse_override, to_dict
+
+
+def test_paper_preset_is_the_published_recipe():
+    cfg = load_config("paper")
+    assert cfg == Config()
+    assert (cfg.model.blocks, cfg.model.channels, cfg.model.scale) == (16, 64, 4)
+    assert cfg.srresnet.steps == 1_000_000 and cfg.srresnet.lr == 1e-4
+    assert cfg.srgan.steps == 200_000 and cfg.srgan.lr_milestones == (100_000,)
+    assert cfg.loss.content == "vgg54" and cfg.loss.adversarial_weight == 1e-3
+
+
+def test_tiny_preset_is_small():
+    cfg = load_config("tiny")
+    assert cfg.model.blocks == 1 and cfg.model.channels == 8
+    assert cfg.model.scale == 4  # untouched keys keep the defaults
+
+
+def test_overrides_are_typed():
+    cfg = load_config("tiny", overrides=["model.blocks=3", "srgan.lr=1e-5", "train.bf16=true",
+                                         "srresnet.lr_milestones=[10, 20]", "model.norm=none"])
+    assert cfg.model.blocks == 3 and cfg.srgan.lr == 1e-5 and cfg.train.bf16 is True
+    assert cfg.srresnet.lr_milestones == (10, 20) and cfg.model.norm == "none"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.blockz=3", "unknown config key.*model.blockz"),
+    ("nope.x=1", "unknown config key.*nope"),
+    ("model.blocks=three", "model.blocks: expected int"),
+    ("model.blocks=2.5", "model.blocks: expected int"),
+    ("train.bf16=1", "train.bf16: expected bool"),
+    ("model.norm=group", "model.norm: 'group' is not one of"),
+    ("model=3", "model: expected a mapping"),
+    ("noequals", "must look like"),
+])
+def test_bad_overrides_are_errors(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("paper", overrides=[override])
+
+
+def test_yaml_file_then_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("model:\n  blocks: 4\n  channels: 16\nloss:\n  content: mse\n")
+    cfg = load_config("tiny", path, ["model.blocks=2"])
+    assert (cfg.model.blocks, cfg.model.channels, cfg.loss.content) == (2, 16, "mse")
+    path.write_text("model:\n  colour: red\n")
+    with pytest.raises(ConfigError, match="model.colour"):
+        load_config("tiny", path)
+
+
+def test_unknown_preset():
+    with pytest.raises(ConfigError, match="unknown preset"):
+        load_config("huge")
+
+
+def test_dict_round_trip():
+    cfg = load_config("tiny", overrides=["srgan.lr_milestones=[3]"])
+    assert from_dict(to_dict(cfg)) == cfg
+    assert parse_override("a.b.c=[1, 2]") == {"a": {"b": {"c": [1, 2]}}}
+
+
+def test_config_is_frozen():
+    with pytest.raises(AttributeError):
+        Config().model.blocks = 3

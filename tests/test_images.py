@@ -1,0 +1,125 @@
+"""The one image loader: every bad input gets its documented outcome, named by file."""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srgan import images
+from srgan.images import ImageError, decode_image, encode_image, load_image, to_tensor, to_uint8
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels."""
+    data = bytearray(png_bytes(Image.new("L", (8, 8))))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+def write(tmp_path, name, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("name, data, reason", [
+    ("empty.png", b"", images.EMPTY),
+    ("text.png", b"hello, I am not an image\n" * 4, images.NOT_AN_IMAGE),
+    ("truncated.png", png_bytes(Image.effect_noise((64, 64), 50))[:300], images.CORRUPT),
+    ("bomb.png", bomb_png(30000, 30000), images.TOO_MANY_PIXELS),
+])
+def test_bad_files_raise_naming_the_file(tmp_path, name, data, reason):
+    path = write(tmp_path, name, data)
+    with pytest.raises(ImageError) as err:
+        load_image(path)
+    assert err.value.reason == reason
+    assert str(path) in str(err.value)
+
+
+def test_missing_file_is_unreadable(tmp_path):
+    with pytest.raises(ImageError, match="cannot read") as err:
+        load_image(tmp_path / "nope.png")
+    assert err.value.reason == images.UNREADABLE
+
+
+def test_pixel_limit_is_configurable():
+    data = png_bytes(Image.new("RGB", (100, 100)))
+    assert decode_image(data, max_pixels=10_000).rgb.shape == (100, 100, 3)
+    with pytest.raises(ImageError, match="over the limit"):
+        decode_image(data, max_pixels=9_999)
+
+
+def test_animated_gif_is_refused():
+    frames = [Image.new("RGB", (8, 8), (80 * i, 0, 0)) for i in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageError, match="3 frames") as err:
+        decode_image(buf.getvalue(), "anim.gif")
+    assert err.value.reason == images.MULTI_FRAME
+
+
+def test_16bit_png_is_reduced_to_8bit():
+    arr = np.array([[0, 257 * 100, 65535]], dtype=np.uint16)
+    out = decode_image(png_bytes(Image.fromarray(arr)))
+    assert out.grayscale and out.rgb.dtype == np.uint8
+    assert out.rgb[0, :, 0].tolist() == [0, 100, 255]
+    assert (out.rgb[..., 0] == out.rgb[..., 2]).all()
+
+
+def test_cmyk_jpeg_is_converted_to_rgb():
+    buf = io.BytesIO()
+    Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(buf, format="JPEG", quality=95)
+    out = decode_image(buf.getvalue())
+    assert out.rgb.shape == (16, 16, 3)
+    r, g, b = out.rgb[8, 8].astype(int)
+    assert r > 240 and g < 15 and b < 15  # pure red
+
+
+def test_palette_with_transparency_keeps_alpha():
+    img = Image.new("P", (4, 4), 1)
+    img.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    img.putpixel((0, 0), 0)
+    img.info["transparency"] = 0
+    out = decode_image(png_bytes(img))
+    assert out.alpha is not None and out.alpha[0, 0] == 0 and out.alpha[1, 1] == 255
+    assert out.rgb[1, 1].tolist() == [255, 0, 0]
+
+
+def test_la_is_grayscale_with_alpha():
+    img = Image.merge("LA", [Image.new("L", (4, 4), 90), Image.new("L", (4, 4), 30)])
+    out = decode_image(png_bytes(img))
+    assert out.grayscale and out.rgb[0, 0].tolist() == [90, 90, 90] and out.alpha[0, 0] == 30
+
+
+def test_exif_orientation_is_applied():
+    img = Image.new("RGB", (20, 10), (0, 0, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif)
+    assert decode_image(buf.getvalue()).rgb.shape == (20, 10, 3)
+
+
+def test_tensor_round_trip(rng):
+    rgb = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    t = to_tensor(rgb)
+    assert t.shape == (1, 3, 5, 7) and t.dtype.is_floating_point and float(t.max()) <= 1.0
+    assert (to_uint8(t) == rgb).all()
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+def test_encode_decodes_back(rng, fmt):
+    rgb = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    out = decode_image(encode_image(rgb, fmt))
+    assert out.rgb.shape == rgb.shape

@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from srgan.config import ModelConfig
+from srgan.models import Discriminator, Generator, count_parameters
+
+
+def test_srresnet_paper_parameter_count():
+    c, b = 64, 16
+    conv = lambda cin, cout, k: cin * cout * k * k + cout  # noqa: E731 - weights + bias
+    expected = (conv(3, c, 9) + 1  # head conv + PReLU (one slope)
+                + b * (2 * conv(c, c, 3) + 2 * 2 * c + 1)  # residual blocks: 2 convs, 2 BN, PReLU
+                + conv(c, c, 3) + 2 * c  # trunk conv + BN
+                + 2 * (conv(c, 4 * c, 3) + 1)  # two sub-pixel x2 blocks
+                + conv(c, 3, 9))
+    assert expected == 1_549_462
+    assert count_parameters(Generator(ModelConfig())) == expected
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_generator_upscales_by_scale(scale, norm):
+    g = Generator(ModelConfig(scale=scale, channels=8, blocks=1, norm=norm)).eval()
+    out = g(torch.rand(2, 3, 12, 10))
+    assert out.shape == (2, 3, 12 * scale, 10 * scale)
+    has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in g.modules())
+    assert has_bn == (norm == "batch")
+
+
+def test_generator_rejects_unsupported_scale():
+    with pytest.raises(ValueError, match="scale must be 2, 4 or 8"):
+        Generator(ModelConfig(scale=3))
+
+
+def test_discriminator_paper_layout_and_logits():
+    d = Discriminator(ModelConfig())
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [m.out_channels for m in convs] == [64, 64, 128, 128, 256, 256, 512, 512]
+    assert [m.stride[0] for m in convs] == [1, 2] * 4
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules()) == 7
+    dense = [m for m in d.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in dense] == [(512 * 6 * 6, 1024), (1024, 1)]
+    assert d(torch.rand(3, 3, 96, 96)).shape == (3,)
+
+
+def test_discriminator_rejects_crop_not_multiple_of_16():
+    with pytest.raises(ValueError, match="multiple of 16"):
+        Discriminator(ModelConfig(hr_crop=100))
