@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SRGAN_SHARED", ROOT.parent / "shared"))
+# ../shared beside the checkout; SRGAN_SHARED where a clone lives elsewhere.
+_CANDIDATES = [Path(os.environ["SRGAN_SHARED"])] if "SRGAN_SHARED" in os.environ else []
+SHARED = next((p for p in [*_CANDIDATES, ROOT.parent / "shared", Path("/work/shared")] if p.is_dir()),
+              ROOT.parent / "shared")
 DATA = SHARED / "data"
 BENCHMARKS = DATA / "benchmarks"
 
