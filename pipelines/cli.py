@@ -1,8 +1,4 @@
-"""The `srgan` command: one CLI, one subcommand per job.
-
-Each subcommand's module is imported only when it runs, so `srgan evaluate` never pays for
-importing Ray.
-"""
+"""The `srgan` command: one CLI, one subcommand per job, each in its own module."""
 
 from __future__ import annotations
 
@@ -21,12 +17,12 @@ USER_ERRORS = (ConfigError, CheckpointError, ImageError, VGGWeightsError, FileNo
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    from pipelines import evaluate
+    from pipelines import evaluate, prepare
 
     parser = argparse.ArgumentParser(prog="srgan", description="SRGAN super-resolution on Ray.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (evaluate,):
+    for module in (evaluate, prepare):
         module.add_parser(sub)
     return parser
 

@@ -1,4 +1,4 @@
-"""The project's one image loader and writer, and the uint8 <-> tensor boundary.
+"""The project's one image loader and writer (NumPy and Pillow only: no torch to import).
 
 Decoding applies EXIF orientation, converts every Pillow mode explicitly to 8-bit RGB (plus an
 alpha plane where the source has one), refuses images above a pixel limit before decoding them
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 50_000_000  # about a 8K x 6K photo; larger is refused as a possible bomb
@@ -128,14 +127,3 @@ def encode_image(rgb: np.ndarray, fmt: str = "png", quality: int = 95,
 def save_image(path: str | Path, rgb: np.ndarray) -> None:
     """Write uint8 RGB (H, W, 3); the format follows the file's extension."""
     Image.fromarray(rgb, "RGB").save(path)
-
-
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float32 (1, 3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-
-
-def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """float (1, 3, H, W) or (3, H, W), [0, 1] -> uint8 (H, W, 3), rounded and clamped."""
-    img = img.detach().float().squeeze(0).clamp(0, 1).mul(255.0).round()
-    return img.to(torch.uint8).permute(1, 2, 0).cpu().numpy()

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from srgan import images
-from srgan.images import ImageError, decode_image, encode_image, load_image, to_tensor, to_uint8
+from srgan.images import ImageError, decode_image, encode_image, load_image
+from srgan.inference import to_tensor, to_uint8
 
 
 def png_bytes(img: Image.Image) -> bytes:

@@ -1,0 +1,80 @@
+"""Aligned (HR, LR) training tiles from whole images, and random training crops from tiles.
+
+Geometry: HR is first cropped to a multiple of `scale` (top-left kept) and LR is made from the
+whole HR image, so an HR tile at (y, x) of side T lines up exactly with the LR tile at
+(y/scale, x/scale) of side T/scale. Tiles step by `stride`; the last row and column are placed
+flush with the border so every pixel is covered.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from srgan.bicubic import imresize
+
+
+def crop_to_multiple(img: np.ndarray, scale: int) -> np.ndarray:
+    """Crop (H, W, ...) to the largest multiple of `scale` on each side, top-left kept."""
+    return img[: img.shape[0] - img.shape[0] % scale, : img.shape[1] - img.shape[1] % scale]
+
+
+def tile_starts(length: int, tile: int, stride: int) -> list[int]:
+    """Start offsets of tiles covering [0, length): every `stride`, plus one flush with the end."""
+    if length < tile:
+        return []
+    starts = list(range(0, length - tile + 1, stride))
+    if starts[-1] != length - tile:
+        starts.append(length - tile)
+    return starts
+
+
+def tile_pairs(hr: np.ndarray, scale: int, tile: int, stride: int
+               ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """Yield (y, x, hr_tile, lr_tile) covering an image.
+
+    Args:
+        hr: uint8 (H, W, 3); H and W at least `tile`.
+        tile, stride: HR tile side and step, both multiples of `scale`.
+
+    Yields:
+        HR offsets y, x and uint8 tiles (tile, tile, 3) and (tile/scale, tile/scale, 3).
+    """
+    if tile % scale or stride % scale:
+        raise ValueError(f"tile ({tile}) and stride ({stride}) must be multiples of scale ({scale})")
+    hr = crop_to_multiple(hr, scale)
+    lr = imresize(hr, 1 / scale)  # from the whole image: no seams at tile borders
+    t = tile // scale
+    for y in tile_starts(hr.shape[0], tile, stride):
+        for x in tile_starts(hr.shape[1], tile, stride):
+            yield y, x, hr[y:y + tile, x:x + tile], lr[y // scale:y // scale + t, x // scale:x // scale + t]
+
+
+def random_crops(hr: np.ndarray, lr: np.ndarray, hr_crop: int, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Aligned random crops with a random flip and 90-degree rotation per pair.
+
+    Args:
+        hr: uint8 (N, T, T, 3) tiles; lr: uint8 (N, T/s, T/s, 3), the aligned LR tiles.
+        hr_crop: HR crop side, a multiple of s and at most T.
+
+    Returns:
+        uint8 (N, hr_crop, hr_crop, 3) and (N, hr_crop/s, hr_crop/s, 3), contiguous.
+    """
+    scale = hr.shape[1] // lr.shape[1]
+    lc = hr_crop // scale
+    if hr_crop % scale or lc > lr.shape[1]:
+        raise ValueError(f"crop {hr_crop} must be a multiple of {scale} and fit the {hr.shape[1]} px tiles")
+    out_hr = np.empty((len(hr), hr_crop, hr_crop, 3), np.uint8)
+    out_lr = np.empty((len(lr), lc, lc, 3), np.uint8)
+    ys = rng.integers(0, lr.shape[1] - lc + 1, len(hr))
+    xs = rng.integers(0, lr.shape[2] - lc + 1, len(hr))
+    rots, flips = rng.integers(0, 4, len(hr)), rng.random(len(hr)) < 0.5
+    for i, (y, x, k, flip) in enumerate(zip(ys, xs, rots, flips)):
+        h = hr[i, y * scale:(y + lc) * scale, x * scale:(x + lc) * scale]
+        l = lr[i, y:y + lc, x:x + lc]  # noqa: E741
+        if flip:
+            h, l = h[:, ::-1], l[:, ::-1]  # noqa: E741
+        out_hr[i], out_lr[i] = np.rot90(h, k), np.rot90(l, k)
+    return out_hr, out_lr
