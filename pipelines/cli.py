@@ -6,23 +6,24 @@ import argparse
 import logging
 import sys
 
+from pipelines.shards import ShardError
 from srgan.checkpoint import CheckpointError
 from srgan.config import ConfigError
 from srgan.images import ImageError
 from srgan.losses import VGGWeightsError
 
 # Errors that mean "the user's input is wrong": printed as one line, exit code 2.
-USER_ERRORS = (ConfigError, CheckpointError, ImageError, VGGWeightsError, FileNotFoundError,
+USER_ERRORS = (ConfigError, CheckpointError, ImageError, ShardError, VGGWeightsError, FileNotFoundError,
                FileExistsError, NotADirectoryError)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    from pipelines import evaluate, prepare
+    from pipelines import evaluate, prepare, train
 
     parser = argparse.ArgumentParser(prog="srgan", description="SRGAN super-resolution on Ray.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (evaluate, prepare):
+    for module in (evaluate, prepare, train):
         module.add_parser(sub)
     return parser
 

@@ -55,6 +55,7 @@ class TrainConfig:
     beta2: float = 0.999
     bf16: bool = True  # autocast matmuls/convs to bfloat16 (weights and optimizer stay fp32)
     channels_last: bool = True
+    sync_bn: bool = False  # SyncBatchNorm across DDP workers (CUDA only)
     log_every: int = 50
     val_every: int = 1000
     checkpoint_every: int = 1000

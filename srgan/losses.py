@@ -29,8 +29,8 @@ class VGGWeightsError(RuntimeError):
     """ImageNet VGG19 weights were asked for and are not available."""
 
 
-def _vgg19_state(weights: str) -> dict[str, torch.Tensor] | None:
-    """The VGG19 state dict `weights` names, or None for "random" (tests only)."""
+def vgg_weights_path(weights: str) -> Path | None:
+    """The file `loss.vgg_weights` names (None for "random", tests only); VGGWeightsError if absent."""
     if weights == "random":
         return None
     if weights == "torchvision":
@@ -41,10 +41,17 @@ def _vgg19_state(weights: str) -> dict[str, torch.Tensor] | None:
                 "run: python -c \"import torchvision; torchvision.models.vgg19(weights='IMAGENET1K_V1')\"; "
                 "on an air-gapped cluster, copy that file and pass --set loss.vgg_weights=/path/to/vgg19.pth; "
                 "or train with --set loss.content=mse (SRGAN-MSE, no VGG needed).")
-    else:
-        path = Path(weights)
-        if not path.is_file():
-            raise VGGWeightsError(f"loss.vgg_weights: no file at {path}")
+        return path
+    path = Path(weights)
+    if not path.is_file():
+        raise VGGWeightsError(f"loss.vgg_weights: no file at {path}")
+    return path
+
+
+def _vgg19_state(weights: str) -> dict[str, torch.Tensor] | None:
+    path = vgg_weights_path(weights)
+    if path is None:
+        return None
     try:
         if path.suffix == ".safetensors":
             return load_file(path)

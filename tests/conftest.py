@@ -34,7 +34,19 @@ def ray_session():
     """One local Ray instance for the whole test session (2 CPUs, no dashboard), shut down at the end."""
     import ray
 
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")  # report() costs ~2 s otherwise
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(ray_session, tmp_path_factory) -> str:
+    """Shards of Set5 + Set14 in 64 px tiles: enough for the tiny preset's 32 px crops."""
+    from pipelines.prepare import PrepareParams, run_prepare
+
+    out = tmp_path_factory.mktemp("tiny") / "shards"
+    run_prepare([str(BENCHMARKS / "Set5" / "HR"), str(BENCHMARKS / "Set14" / "HR")], str(out),
+                PrepareParams(tile=64, stride=64, val_fraction=0.0, images_per_shard=8))
+    return str(out)

@@ -35,7 +35,7 @@ def test_checkpoint_on_folder_without_lr(tmp_path, benchmarks):
 
 @pytest.mark.parametrize("args, message", [
     (["--model", "/no/such/ckpt"], "no such checkpoint"),
-    (["--sets", "Set99"], "no HR folder"),
+    (["--sets", "Set99"], "Set99: no such folder"),
 ])
 def test_bad_arguments_are_one_line_errors(args, message, capsys):
     assert main(["evaluate", *args]) == 2
