@@ -18,12 +18,12 @@ USER_ERRORS = (ConfigError, CheckpointError, ImageError, ShardError, VGGWeightsE
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    from pipelines import evaluate, prepare, train
+    from pipelines import evaluate, prepare, serve, train, upscale
 
     parser = argparse.ArgumentParser(prog="srgan", description="SRGAN super-resolution on Ray.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (evaluate, prepare, train):
+    for module in (prepare, train, evaluate, serve, upscale):
         module.add_parser(sub)
     return parser
 

@@ -1,16 +1,48 @@
-"""Where a generator comes from: a model spec on the command line -> a loaded Generator."""
+"""Where a generator comes from: a model spec on the command line -> a loaded Generator.
+
+    default             the generator shipped in the package (srgan/assets/model)
+    models:/NAME@ALIAS  a model registered in MLflow by `srgan train`
+    s3://.., gs://..    a checkpoint folder on any pyarrow filesystem (file:// too)
+    PATH                a local checkpoint folder
+"""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
-from srgan.checkpoint import load_generator
+import pyarrow.fs as pafs
+import torch
+
+from pipelines import storage
+from srgan import DEFAULT_MODEL
+from srgan.checkpoint import CheckpointError, load_generator
 from srgan.models import Generator
 
 
-def load_model(spec: str) -> Generator:
-    """Load the generator named by `spec`: a checkpoint folder (more sources in later releases)."""
-    path = Path(spec)
-    if not path.exists():
+def checkpoint_folder(spec: str, tracking_uri: str | None = None) -> Path:
+    """A local folder holding the checkpoint `spec` names (downloaded if it is remote)."""
+    if spec == "default":
+        if not (DEFAULT_MODEL / "config.json").is_file():
+            raise CheckpointError(f"no default model is shipped at {DEFAULT_MODEL}")
+        return DEFAULT_MODEL
+    if spec.startswith("models:/"):
+        from pipelines import tracking
+
+        return tracking.download_checkpoint(spec, tracking_uri)
+    if storage.is_uri(spec):
+        local = Path(tempfile.mkdtemp(prefix="srgan-model-"))
+        fs, path = storage.resolve(spec)
+        if fs.get_file_info(path).type != pafs.FileType.Directory:
+            raise FileNotFoundError(f"--model {spec}: no such checkpoint folder")
+        pafs.copy_files(path, str(local), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+        return local
+    if not Path(spec).is_dir():
         raise FileNotFoundError(f"--model {spec}: no such checkpoint folder")
-    return load_generator(path)
+    return Path(spec)
+
+
+def load_model(spec: str, tracking_uri: str | None = None) -> Generator:
+    """The generator `spec` names, in eval mode, on the GPU if there is one."""
+    g = load_generator(checkpoint_folder(spec, tracking_uri))
+    return g.to("cuda") if torch.cuda.is_available() else g

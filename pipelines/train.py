@@ -20,6 +20,7 @@ from ray.train.torch import TorchTrainer
 
 from pipelines import shards, storage, tracking
 from pipelines.cluster import ensure_ray
+from pipelines.models import checkpoint_folder
 from pipelines.train_worker import train_loop_per_worker
 from srgan.checkpoint import CheckpointError, model_config
 from srgan.config import Config, ConfigError, PRESETS, load_config, to_dict
@@ -86,7 +87,7 @@ def preflight(job: Job) -> dict[str, Any]:
 
 
 def _check_init(init: str, cfg: Config) -> None:
-    have = model_config(init)
+    have = model_config(checkpoint_folder(init))
     diff = [f"{k} {getattr(have, k)} vs {getattr(cfg.model, k)}" for k in G_FIELDS
             if getattr(have, k) != getattr(cfg.model, k)]
     if diff:
@@ -111,7 +112,8 @@ def build_trainer(job: Job) -> TorchTrainer:
     data = storage.normalize(job.data)
     config = {
         "cfg": to_dict(job.cfg), "phase": job.phase, "threads": max(1, math.ceil(cpus)),
-        "init": str(Path(job.init).resolve()) if job.init else None,
+        "init": job.init if not job.init or storage.is_uri(job.init) or job.init.startswith("models:/")
+        else str(Path(job.init).resolve()),
         "val_dir": str(Path(job.val).resolve()) if job.val else None,
         "tracking_uri": uri, "experiment_id": tracking.ensure_experiment(uri, job.experiment),
         "run_name": name, "registered_model": job.registered_model,
@@ -150,7 +152,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="CPUs each worker reserves (default: the cluster's CPUs less one, shared)")
     p.add_argument("--storage", default="runs", help="checkpoint root, local path or URI (default: %(default)s)")
     p.add_argument("--name", help="run name; the same name resumes (default: the phase)")
-    p.add_argument("--init", help="checkpoint to start the generator from (required for --phase srgan)")
+    p.add_argument("--init", help="checkpoint folder, URI or models:/NAME@ALIAS to start the generator from "
+                                  "(required for --phase srgan)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
     p.add_argument("--experiment", default="srgan", help="MLflow experiment (default: %(default)s)")
     p.add_argument("--register-as", default=tracking.REGISTERED_MODEL,

@@ -65,12 +65,14 @@ def _optimizer(module: nn.Module, cfg: Config, phase: str):
     return opt, torch.optim.lr_scheduler.MultiStepLR(opt, list(pc.lr_milestones), pc.lr_gamma)
 
 
-def build_networks(cfg: Config, phase: str, init: str | None) -> Networks:
+def build_networks(cfg: Config, phase: str, init: str | None, tracking_uri: str | None = None) -> Networks:
     """Generator (from `init` if given) and, for phase srgan, a discriminator: each prepared for DDP
     on its own, each with its own Adam and step schedule."""
     g = Generator(cfg.model)
     if init:
-        g.load_state_dict(load_generator(init).state_dict())
+        from pipelines.models import checkpoint_folder
+
+        g.load_state_dict(load_generator(checkpoint_folder(init, tracking_uri)).state_dict())
     g = _prepare(g, cfg)
     nets = Networks(g, *_optimizer(g, cfg, phase))
     if phase == "srgan":
@@ -161,7 +163,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     torch.set_num_threads(config["threads"])
     torch.manual_seed(tc.seed)
     device = ray.train.torch.get_device()
-    nets = build_networks(cfg, phase, config.get("init"))
+    nets = build_networks(cfg, phase, config.get("init"), config["tracking_uri"])
     state: dict[str, Any] = {"step": 0, "mlflow_run_id": None}
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:

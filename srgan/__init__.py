@@ -8,3 +8,4 @@ from pathlib import Path
 __version__ = "0.1.0"
 
 ASSETS = Path(__file__).parent / "assets"  # data shipped with the package (Set5 for the default job)
+DEFAULT_MODEL = ASSETS / "model"  # the trained generator shipped with the package

@@ -115,8 +115,10 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
 
 def encode_image(rgb: np.ndarray, fmt: str = "png", quality: int = 95,
                  alpha: np.ndarray | None = None, grayscale: bool = False) -> bytes:
-    """Encode uint8 RGB (H, W, 3) [+ alpha (H, W)] as png, jpeg or webp bytes."""
-    img = Image.fromarray(rgb[..., 0] if grayscale else rgb, "L" if grayscale else "RGB")
+    """Encode uint8 RGB (H, W, 3) [+ alpha (H, W)] as png, jpeg or webp bytes (jpeg drops alpha;
+    webp has no grayscale mode, so grayscale with alpha goes out as RGBA)."""
+    keep_gray = grayscale and not (alpha is not None and fmt == "webp")
+    img = Image.fromarray(rgb[..., 0], "L") if keep_gray else Image.fromarray(rgb, "RGB")
     if alpha is not None and fmt != "jpeg":
         img.putalpha(Image.fromarray(alpha, "L"))
     buf = io.BytesIO()

@@ -10,7 +10,6 @@ from PIL import Image
 
 from srgan import images
 from srgan.images import ImageError, decode_image, encode_image, load_image
-from srgan.inference import to_tensor, to_uint8
 
 
 def png_bytes(img: Image.Image) -> bytes:
@@ -112,15 +111,18 @@ def test_exif_orientation_is_applied():
     assert decode_image(buf.getvalue()).rgb.shape == (20, 10, 3)
 
 
-def test_tensor_round_trip(rng):
-    rgb = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    t = to_tensor(rgb)
-    assert t.shape == (1, 3, 5, 7) and t.dtype.is_floating_point and float(t.max()) <= 1.0
-    assert (to_uint8(t) == rgb).all()
-
-
 @pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
 def test_encode_decodes_back(rng, fmt):
     rgb = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
     out = decode_image(encode_image(rgb, fmt))
     assert out.rgb.shape == rgb.shape
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+@pytest.mark.parametrize("grayscale", [False, True])
+def test_encode_every_kind_with_alpha(rng, fmt, grayscale):
+    rgb = np.repeat(rng.integers(0, 256, (8, 8, 1), dtype=np.uint8), 3, axis=2)
+    alpha = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+    out = decode_image(encode_image(rgb, fmt, 90, alpha, grayscale))
+    assert out.rgb.shape == (8, 8, 3)
+    assert (out.alpha is None) == (fmt == "jpeg")

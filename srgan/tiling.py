@@ -1,0 +1,94 @@
+"""Tiled inference: memory bounded by the tile, not the image, and the same output.
+
+Geometry (in LR pixels, per axis): the image is cut into cores of `tile` px (the last one flush
+with the border). Each core is run inside a window of `tile + 2 * pad` px that is shifted, never
+shrunk, to stay inside the image; so every window of an image has the same shape (batchable)
+and every core has at least `pad` px of real context on each side, except where it touches the
+image border, where the whole-image run sees the same zero padding. Where `pad` covers the
+generator's receptive field, the stitched output equals whole-image inference.
+
+    pre-process: plan_tiles + cut     -> windows uint8 (S_h, S_w, 3)
+    run:         the generator on batches of windows (the server batches across requests)
+    post-process: paste the core of each SR window into the output
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from srgan.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One window (y, x, h, w) and the core it contributes (core_y, core_x, core_h, core_w), LR px."""
+
+    y: int
+    x: int
+    h: int
+    w: int
+    core_y: int
+    core_x: int
+    core_h: int
+    core_w: int
+
+
+def _axis(length: int, tile: int, pad: int) -> list[tuple[int, int, int, int]]:
+    """(window start, window size, core start, core size) along one axis."""
+    size = min(length, tile + 2 * pad)
+    cores = list(range(0, max(length - tile, 0) + 1, tile))
+    if cores[-1] + tile < length:
+        cores.append(length - tile)
+    out = []
+    for c in cores:
+        core = min(tile, length)
+        start = min(max(c - pad, 0), length - size)
+        out.append((start, size, c, core))
+    return out
+
+
+def plan_tiles(height: int, width: int, tile: int, pad: int) -> list[Tile]:
+    """Windows covering an LR image of (height, width); all windows have the same shape."""
+    if tile <= 0 or pad < 0:
+        raise ValueError(f"tile must be positive and pad non-negative, got tile={tile} pad={pad}")
+    return [Tile(y, x, h, w, cy, cx, ch, cw)
+            for y, h, cy, ch in _axis(height, tile, pad) for x, w, cx, cw in _axis(width, tile, pad)]
+
+
+def cut(lr: np.ndarray, t: Tile) -> np.ndarray:
+    return lr[t.y:t.y + t.h, t.x:t.x + t.w]
+
+
+def paste(out: np.ndarray, sr_window: np.ndarray, t: Tile, scale: int) -> None:
+    """Copy the core of one SR window into the (H*s, W*s, C) output, in place."""
+    oy, ox = (t.core_y - t.y) * scale, (t.core_x - t.x) * scale
+    out[t.core_y * scale:(t.core_y + t.core_h) * scale, t.core_x * scale:(t.core_x + t.core_w) * scale] = \
+        sr_window[oy:oy + t.core_h * scale, ox:ox + t.core_w * scale]
+
+
+def upscale_tiled(run: Callable[[list[np.ndarray]], list[np.ndarray]], lr: np.ndarray, scale: int,
+                  tile: int, pad: int, batch: int = 4) -> np.ndarray:
+    """Upscale uint8 (H, W, 3) by running `run` on batches of windows; returns uint8 (H*s, W*s, 3).
+
+    `run` maps a list of uint8 windows (h, w, 3) to their uint8 SR windows (h*s, w*s, 3).
+    """
+    tiles = plan_tiles(lr.shape[0], lr.shape[1], tile, pad)
+    out = np.empty((lr.shape[0] * scale, lr.shape[1] * scale, 3), np.uint8)
+    for i in range(0, len(tiles), batch):
+        group = tiles[i:i + batch]
+        for t, sr in zip(group, run([cut(lr, t) for t in group])):
+            paste(out, sr, t, scale)
+    return out
+
+
+def receptive_radius(cfg: ModelConfig) -> int:
+    """How far (LR px, rounded up) an output pixel of the generator sees: the pad that makes
+    tiled inference exact. Head 9x9 and each 3x3 conv at LR size add 4 and 1; convs after the
+    k-th x2 upsampling add 1/2^k; the tail 9x9 adds 4/scale."""
+    n_up = int(np.log2(cfg.scale))
+    lr_convs = 2 * cfg.blocks + 1 + 1  # residual blocks, trunk conv, first upsampling conv
+    radius = 4 + lr_convs + sum(1 / 2**k for k in range(1, n_up)) + 4 / cfg.scale
+    return int(np.ceil(radius))

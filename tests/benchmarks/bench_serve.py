@@ -1,0 +1,159 @@
+"""Benchmark and load-test the Serve endpoint on loopback.
+
+    python tests/benchmarks/bench_serve.py [--model default] [--seconds 60] [--clients 16]
+
+1. Throughput at saturation, 128x128 PNG in and 512x512 PNG out, decode and encode included:
+   the model called directly in one process (one torch thread, as a 1-CPU replica gets) vs the
+   endpoint with one replica, with `@serve.batch` on (8) and off (1).
+2. A bounded load test with the autoscaling settings of cluster/serve.yaml: N concurrent clients
+   for S seconds; errors, throughput, p50/p99 latency, and the replica count sampled every second
+   during the load and for a while after it (it must go from 1 to 2 and back down).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT.parent / "shared" / "data" / "benchmarks"
+
+
+def inputs() -> list[bytes]:
+    """128x128 PNG crops of the Set14 HR images."""
+    from srgan.images import encode_image, load_image
+
+    out = []
+    for path in sorted((BENCH / "Set14" / "HR").glob("*.png")):
+        rgb = load_image(path)
+        out.append(encode_image(np.ascontiguousarray(rgb[:128, :128])))
+    return out
+
+
+def direct_rate(model: str, images: list[bytes], seconds: float, bf16: bool) -> float:
+    from pipelines.models import load_model
+    from srgan.images import decode_image, encode_image
+    from srgan.inference import upscale_image
+
+    torch.set_num_threads(1)
+    g = load_model(model)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        out = upscale_image(g, decode_image(images[n % len(images)]), 128, 24, bf16)
+        encode_image(out.rgb)
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+async def load(url: str, images: list[bytes], clients: int, seconds: float, on_tick=None) -> dict:
+    latencies, errors = [], 0
+    stop = time.perf_counter() + seconds
+
+    async def client(i: int, http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        k = i
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            r = await http.post(f"{url}/v1/upscale", content=images[k % len(images)],
+                                headers={"content-type": "image/png"})
+            latencies.append(time.perf_counter() - t)
+            errors += r.status_code != 200
+            k += clients
+
+    async def ticker() -> None:
+        while time.perf_counter() < stop:
+            if on_tick:
+                on_tick()
+            await asyncio.sleep(1)
+
+    t0 = time.perf_counter()
+    async with httpx.AsyncClient(timeout=300) as http:
+        await asyncio.gather(ticker(), *[client(i, http) for i in range(clients)])
+    wall = time.perf_counter() - t0
+    lat = np.array(latencies)
+    return {"requests": len(lat), "errors": errors, "rate": len(lat) / wall,
+            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}
+
+
+def replicas() -> int:
+    from ray import serve
+
+    app = serve.status().applications.get("srgan")
+    if app is None:
+        return 0
+    return app.deployments["Upscaler"].replica_states.get("RUNNING", 0)
+
+
+def deploy(port: int, settings, **options) -> str:
+    from ray import serve
+
+    from pipelines.serve import Upscaler
+
+    serve.run(Upscaler.options(**options).bind(dataclasses.asdict(settings)), name="srgan", route_prefix="/")
+    return f"http://127.0.0.1:{port}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--seconds", type=float, default=60, help="load-test length (default: %(default)s)")
+    ap.add_argument("--clients", type=int, default=16, help="load-test clients (default: %(default)s)")
+    ap.add_argument("--rate-seconds", type=float, default=20, help="length of each throughput run")
+    ap.add_argument("--bf16", action="store_true")
+    args = ap.parse_args()
+
+    import yaml
+    from ray import serve
+
+    from pipelines.cluster import ensure_ray
+    from pipelines.serve import Settings
+
+    images = inputs()
+    direct = direct_rate(args.model, images, args.rate_seconds, args.bf16)
+    ensure_ray()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    rows = [("direct, one process", direct, None)]
+    for batch in (8, 1):
+        settings = Settings(model=args.model, bf16=args.bf16, max_batch_size=batch)
+        url = deploy(port, settings, num_replicas=1, autoscaling_config=None, ray_actor_options={"num_cpus": 1})
+        asyncio.run(load(url, images, 4, 3))  # warm
+        r = asyncio.run(load(url, images, 8, args.rate_seconds))
+        rows.append((f"endpoint, 1 replica, batch {batch}", r["rate"], r))
+
+    spec = yaml.safe_load((ROOT / "cluster" / "serve.yaml").read_text())["applications"][0]
+    auto = spec["deployments"][0]
+    url = deploy(port, Settings(model=args.model, bf16=args.bf16), autoscaling_config=auto["autoscaling_config"],
+                 ray_actor_options=auto["ray_actor_options"], max_ongoing_requests=auto["max_ongoing_requests"])
+    counts: list[int] = []
+    result = asyncio.run(load(url, images, args.clients, args.seconds, lambda: counts.append(replicas())))
+    after = []
+    for _ in range(int(auto["autoscaling_config"]["downscale_delay_s"]) + 40):
+        after.append(replicas())
+        if after[-1] == 1 and max(counts) > 1:
+            break
+        time.sleep(1)
+    serve.shutdown()
+
+    print(f"{'':<34}{'images/s':>9}{'vs direct':>10}{'p50 s':>7}{'p99 s':>7}")
+    for name, rate, r in rows:
+        extra = f"{r['p50']:>7.2f}{r['p99']:>7.2f}" if r else ""
+        print(f"{name:<34}{rate:>9.2f}{rate / direct:>9.2f}x{extra}")
+    print(f"load test: {args.clients} clients x {args.seconds:.0f} s: {result['requests']} requests, "
+          f"{result['errors']} errors, {result['rate']:.2f} req/s, p50 {result['p50']:.2f} s, p99 {result['p99']:.2f} s")
+    print(f"replicas during load: {counts}")
+    print(f"replicas after load (1 s apart): {after}")
+
+
+if __name__ == "__main__":
+    main()

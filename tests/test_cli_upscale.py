@@ -1,0 +1,60 @@
+"""`srgan upscale`: files and folders, offline, existing outputs kept, bad files reported."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pipelines.cli import main
+from srgan.checkpoint import load_generator, save_checkpoint
+from srgan.config import load_config
+from srgan.images import Decoded, load_image
+from srgan.inference import upscale_image
+from srgan.models import Generator
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    cfg = load_config("tiny")
+    torch.manual_seed(0)
+    return str(save_checkpoint(tmp_path / "ck", Generator(cfg.model), cfg))
+
+
+def test_folder_in_files_out(tmp_path, benchmarks, checkpoint, capsys):
+    src = tmp_path / "in" / "sub"
+    src.mkdir(parents=True)
+    for name in ("bird.png", "head.png"):
+        shutil.copy(benchmarks / "Set5" / "LR_bicubic" / "X4" / name, src / name)
+    (src / "broken.png").write_bytes(b"not an image")
+    rgba = tmp_path / "logo.png"
+    Image.new("RGBA", (6, 5), (10, 20, 30, 40)).save(rgba)
+
+    rc = main(["upscale", str(tmp_path / "in"), str(rgba), "-o", str(tmp_path / "out"), "--model", checkpoint,
+               "--tile", "16", "--pad", "4"])
+    assert rc == 1  # one input failed, and is named
+    captured = capsys.readouterr()
+    assert "broken.png: not a recognised image format" in captured.err
+    assert "upscaled 3" in captured.out
+    bird = load_image(tmp_path / "out" / "sub" / "bird.png")
+    expected = upscale_image(load_generator(checkpoint), Decoded(load_image(src / "bird.png"), None, False), 16, 4)
+    assert np.array_equal(bird, expected.rgb)
+    logo = Image.open(tmp_path / "out" / "logo.png")
+    assert logo.mode == "RGBA" and logo.size == (24, 20)
+
+
+def test_existing_outputs_are_kept_unless_overwrite(tmp_path, benchmarks, checkpoint, capsys):
+    src = benchmarks / "Set5" / "LR_bicubic" / "X4" / "bird.png"
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "bird.jpg").write_bytes(b"precious")
+    assert main(["upscale", str(src), "-o", str(out), "--model", checkpoint, "--format", "jpeg"]) == 0
+    assert (out / "bird.jpg").read_bytes() == b"precious" and "kept 1 existing" in capsys.readouterr().out
+    assert main(["upscale", str(src), "-o", str(out), "--model", checkpoint, "--format", "jpeg", "--overwrite"]) == 0
+    assert Image.open(out / "bird.jpg").size == (288, 288)
+
+
+def test_missing_input_is_an_error(tmp_path, checkpoint, capsys):
+    assert main(["upscale", str(tmp_path / "nothing.png"), "-o", str(tmp_path), "--model", checkpoint]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
