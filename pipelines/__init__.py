@@ -8,6 +8,10 @@ from pathlib import Path
 import srgan
 
 
+class UsageError(ValueError):
+    """A command line that cannot work as given; the CLI prints it as one line."""
+
+
 def code_version() -> str:
     """The package version, plus the git commit when running from a checkout."""
     try:

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from pipelines import UsageError
 from pipelines.shards import ShardError
 from srgan.checkpoint import CheckpointError
 from srgan.config import ConfigError
@@ -13,17 +14,17 @@ from srgan.images import ImageError
 from srgan.losses import VGGWeightsError
 
 # Errors that mean "the user's input is wrong": printed as one line, exit code 2.
-USER_ERRORS = (ConfigError, CheckpointError, ImageError, ShardError, VGGWeightsError, FileNotFoundError,
-               FileExistsError, NotADirectoryError)
+USER_ERRORS = (UsageError, ConfigError, CheckpointError, ImageError, ShardError, VGGWeightsError,
+               FileNotFoundError, FileExistsError, NotADirectoryError)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    from pipelines import evaluate, prepare, serve, train, upscale
+    from pipelines import demo, evaluate, prepare, serve, submit, train, upscale
 
     parser = argparse.ArgumentParser(prog="srgan", description="SRGAN super-resolution on Ray.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (prepare, train, evaluate, serve, upscale):
+    for module in (demo, prepare, train, evaluate, serve, upscale, submit):
         module.add_parser(sub)
     return parser
 

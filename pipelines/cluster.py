@@ -1,15 +1,39 @@
-"""Connecting to Ray: one place decides how a job joins a cluster."""
+"""Connecting to Ray, and the one rule of multi-node paths: every node must see them."""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 
 import ray
+
+from pipelines import storage
 
 log = logging.getLogger(__name__)
 
 
 def ensure_ray() -> None:
-    """Join the cluster RAY_ADDRESS names, or start a local one; reuse a session already open."""
+    """Join the cluster RAY_ADDRESS names, or start a local one (without the dashboard, whose
+    processes cost a laptop a good share of a core); reuse a session already open."""
     if not ray.is_initialized():
-        ray.init(logging_level=logging.WARNING)
+        ray.init(logging_level=logging.WARNING, include_dashboard=None if os.environ.get("RAY_ADDRESS") else False)
+
+
+def warn_if_local(path: str | None, what: str) -> None:
+    """Warn when a plain local path is used on a cluster of several nodes."""
+    if not path or storage.is_uri(path) or path.startswith("models:/"):
+        return
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    if nodes > 1:
+        log.warning("%s %s is a local path on a %d-node cluster: every node must see it (a shared filesystem "
+                    "mounted at the same place); otherwise use a URI such as s3://bucket/...", what, path, nodes)
+
+
+class NotOnThisNode(FileNotFoundError):
+    """A local path the driver sees and the node running a task does not."""
+
+    def __init__(self, path: str, what: str):
+        super().__init__(f"{what} {path} does not exist on node {socket.gethostname()} "
+                         f"({ray.get_runtime_context().get_node_id()[:12]}): a local path must be on a filesystem "
+                         "every node shares; use a URI (s3://, gs://) or a shared mount")

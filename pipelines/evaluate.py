@@ -10,14 +10,16 @@ from pathlib import Path
 from srgan import ASSETS
 from srgan.evaluate import bicubic_upscaler, evaluate_set
 from srgan.inference import upscale
+from pipelines import UsageError
 from pipelines.models import load_model
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="PSNR/SSIM on Set5/Set14/BSD100 or any folder of HR images",
                        description="PSNR and SSIM on the Y channel, `scale` pixels cropped from each border.")
-    p.add_argument("--model", default="bicubic",
-                   help="'bicubic' or a checkpoint folder (default: %(default)s)")
+    p.add_argument("--model", default="default",
+                   help="'bicubic', 'default' (the shipped generator), a checkpoint folder or URI, or "
+                        "models:/NAME@ALIAS (default: %(default)s)")
     p.add_argument("--data", type=Path, default=ASSETS / "benchmarks",
                    help="folder holding <Set>/HR and optionally <Set>/LR_bicubic/X<scale> "
                         "(default: the Set5 shipped with the project)")
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         g = load_model(args.model)
         if g.scale != args.scale:
-            raise ValueError(f"--model {args.model} upscales x{g.scale}, but --scale is {args.scale}")
+            raise UsageError(f"--model {args.model} upscales x{g.scale}, but --scale is {args.scale}")
         upscaler = partial(upscale, g, bf16=args.bf16)
     results = {}
     for name in [s.strip() for s in args.sets.split(",") if s.strip()]:

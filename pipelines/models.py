@@ -42,6 +42,13 @@ def checkpoint_folder(spec: str, tracking_uri: str | None = None) -> Path:
     return Path(spec)
 
 
+def portable(spec: str) -> str:
+    """The same spec for another process or node: a local folder made absolute, others unchanged."""
+    if spec == "default" or spec.startswith("models:/") or storage.is_uri(spec):
+        return spec
+    return str(Path(spec).resolve())
+
+
 def load_model(spec: str, tracking_uri: str | None = None) -> Generator:
     """The generator `spec` names, in eval mode, on the GPU if there is one."""
     g = load_generator(checkpoint_folder(spec, tracking_uri))

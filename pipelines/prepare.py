@@ -30,8 +30,8 @@ from typing import Any
 import pyarrow.fs as pafs
 import ray
 
-from pipelines import code_version, shards, storage
-from pipelines.cluster import ensure_ray
+from pipelines import UsageError, code_version, shards, storage
+from pipelines.cluster import NotOnThisNode, ensure_ray, warn_if_local
 from srgan.images import DEFAULT_MAX_PIXELS, UNREADABLE, ImageError, decode_image
 from srgan.tiles import crop_to_multiple, tile_pairs
 
@@ -53,16 +53,16 @@ class PrepareParams:
     val_fraction: float = 0.01
     min_std: float = 0.0
     max_pixels: int = DEFAULT_MAX_PIXELS
-    images_per_shard: int = 32
+    images_per_shard: int = 64  # per task: larger amortizes Ray's per-task cost (bench_prepare.py)
 
     def check(self) -> None:
         if self.scale not in (2, 4, 8):
-            raise ValueError(f"--scale must be 2, 4 or 8, got {self.scale}")
+            raise UsageError(f"--scale must be 2, 4 or 8, got {self.scale}")
         if self.tile % self.scale or self.stride % self.scale or self.stride <= 0:
-            raise ValueError(f"--tile {self.tile} and --stride {self.stride} must be positive multiples of "
+            raise UsageError(f"--tile {self.tile} and --stride {self.stride} must be positive multiples of "
                              f"--scale {self.scale}")
         if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+            raise UsageError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
 
 
 # ---------------------------------------------------------------- listing (driver)
@@ -141,6 +141,9 @@ def _tiles_of(uri: str, p: PrepareParams) -> tuple[list[tuple[int, int, bytes, b
 
 def process_group(row: dict[str, Any], params: PrepareParams, out: str) -> dict[str, Any]:
     """Tile every image of one group and write its shards; return a JSON summary of what happened."""
+    fs, root = storage.resolve(out)
+    if fs.get_file_info(root).type == pafs.FileType.NotFound:  # the driver made it: this node cannot see it
+        raise NotOnThisNode(out, "--out")
     columns = {s: {"source": [], "y": [], "x": [], "hr": [], "lr": []} for s in shards.SPLITS}
     images, skipped, flat = [], [], 0
     for uri in row["uris"]:
@@ -202,6 +205,8 @@ def run_prepare(inputs: list[str], out: str, params: PrepareParams, overwrite: b
     groups = [{"group": i, "uris": uris[j:j + params.images_per_shard]}
               for i, j in enumerate(range(0, len(uris), params.images_per_shard))]
     ensure_ray()
+    for path in (*inputs, out):
+        warn_if_local(path, "input" if path != out else "--out")
     ds = ray.data.from_items(groups, override_num_blocks=min(len(groups), 10_000))
     ds = ds.map(partial(process_group, params=params, out=out))
     summaries = [json.loads(r["summary"]) for r in ds.iter_rows()]

@@ -115,7 +115,8 @@ async def _image_bytes(request: Request, limit: int) -> bytes:
         return await upload.read()
     if not ctype.startswith(RAW_TYPES):
         raise HTTPError(415, "unsupported_content_type",
-                        f"content type {ctype or '(none)'!r} is not an image; send image/* bytes or multipart/form-data")
+                        f"content type {ctype or '(none)'!r} is not an image; "
+                        "send image/* bytes or multipart/form-data")
     return body
 
 

@@ -23,6 +23,7 @@ import ray
 from ray.data._internal.execution.execution_callback import ExecutionCallback  # see IdleBackoff
 
 from pipelines import storage
+from pipelines.cluster import NotOnThisNode
 from srgan.tiles import random_crops
 
 FORMAT = "srgan-shards/1"
@@ -127,9 +128,13 @@ def training_crops(root: str, hr_crop: int, split: str = "train") -> ray.data.Da
         raise ShardError(f"{root}: crop {hr_crop} is larger than the shards' {manifest['params']['tile']} px tiles")
 
     def read_and_crop(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        fs, path = storage.resolve(str(batch["uri"][0]))
-        with fs.open_input_file(path) as f:
-            table = pq.read_table(f, columns=["hr", "lr"])
+        uri = str(batch["uri"][0])
+        fs, path = storage.resolve(uri)
+        try:
+            with fs.open_input_file(path) as f:
+                table = pq.read_table(f, columns=["hr", "lr"])
+        except FileNotFoundError as e:
+            raise NotOnThisNode(uri, "shard") from e
         rows = {c: table.column(c).to_numpy(zero_copy_only=False) for c in ("hr", "lr")}
         hr, lr = random_crops(*decode(rows, manifest), hr_crop, np.random.default_rng())
         return {"hr": hr, "lr": lr}

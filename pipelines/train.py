@@ -19,8 +19,8 @@ import ray.train
 from ray.train.torch import TorchTrainer
 
 from pipelines import shards, storage, tracking
-from pipelines.cluster import ensure_ray
-from pipelines.models import checkpoint_folder
+from pipelines.cluster import ensure_ray, warn_if_local
+from pipelines.models import checkpoint_folder, portable
 from pipelines.train_worker import train_loop_per_worker
 from srgan.checkpoint import CheckpointError, model_config
 from srgan.config import Config, ConfigError, PRESETS, load_config, to_dict
@@ -106,14 +106,15 @@ def _cpus_per_worker(job: Job) -> float:
 def build_trainer(job: Job) -> TorchTrainer:
     preflight(job)
     ensure_ray()
+    for path, what in ((job.data, "--data"), (job.storage, "--storage"), (job.val, "--val"), (job.init, "--init")):
+        warn_if_local(path, what)
     uri = tracking.tracking_uri(job.tracking_uri)
     cpus = _cpus_per_worker(job)
     name = job.name or job.phase
     data = storage.normalize(job.data)
     config = {
         "cfg": to_dict(job.cfg), "phase": job.phase, "threads": max(1, math.ceil(cpus)),
-        "init": job.init if not job.init or storage.is_uri(job.init) or job.init.startswith("models:/")
-        else str(Path(job.init).resolve()),
+        "init": portable(job.init) if job.init else None,
         "val_dir": str(Path(job.val).resolve()) if job.val else None,
         "tracking_uri": uri, "experiment_id": tracking.ensure_experiment(uri, job.experiment),
         "run_name": name, "registered_model": job.registered_model,

@@ -4,11 +4,12 @@ Each worker reads its share of the crop stream, runs the core's generator (and d
 steps under DDP, and every `checkpoint_every` steps all workers call `ray.train.report`; rank 0
 attaches the checkpoint. Rank 0 alone validates and talks to MLflow. On a restart (a lost worker,
 or the same command run again) the loop resumes from the latest checkpoint: networks, optimizers,
-schedulers, step and RNG.
+step (the learning-rate schedule follows from it) and RNG.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import tempfile
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
 import ray.train
 import ray.train.torch
 import torch
@@ -24,8 +26,9 @@ from safetensors.torch import load_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from pipelines.cluster import NotOnThisNode
 from srgan.checkpoint import D_WEIGHTS, G_WEIGHTS, load_generator, load_training_state, save_checkpoint
-from srgan.config import Config, from_dict
+from srgan.config import Config, PhaseConfig, from_dict
 from srgan.evaluate import comparison_grid, evaluate_set, load_pair, set_layout
 from srgan.inference import upscale
 from srgan.losses import LossFn, content_loss, pixel_loss
@@ -41,10 +44,8 @@ class Networks:
 
     g: nn.Module
     g_opt: torch.optim.Optimizer
-    g_sched: torch.optim.lr_scheduler.LRScheduler
     d: nn.Module | None = None
     d_opt: torch.optim.Optimizer | None = None
-    d_sched: torch.optim.lr_scheduler.LRScheduler | None = None
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -59,31 +60,34 @@ def _prepare(module: nn.Module, cfg: Config) -> nn.Module:
     return ray.train.torch.prepare_model(module)  # to the device; DDP when there are several workers
 
 
-def _optimizer(module: nn.Module, cfg: Config, phase: str):
-    pc = getattr(cfg, phase)
-    opt = torch.optim.Adam(module.parameters(), lr=pc.lr, betas=(cfg.train.beta1, cfg.train.beta2))
-    return opt, torch.optim.lr_scheduler.MultiStepLR(opt, list(pc.lr_milestones), pc.lr_gamma)
+def _optimizer(module: nn.Module, cfg: Config, phase: str) -> torch.optim.Optimizer:
+    return torch.optim.Adam(module.parameters(), lr=getattr(cfg, phase).lr, betas=(cfg.train.beta1, cfg.train.beta2))
+
+
+def lr_at(pc: PhaseConfig, step: int) -> float:
+    """The step schedule: lr * gamma^(milestones passed). A function of the step alone, so a
+    resumed run follows the schedule of its current config."""
+    return pc.lr * pc.lr_gamma ** bisect.bisect_right(sorted(pc.lr_milestones), step)
 
 
 def build_networks(cfg: Config, phase: str, init: str | None, tracking_uri: str | None = None) -> Networks:
     """Generator (from `init` if given) and, for phase srgan, a discriminator: each prepared for DDP
-    on its own, each with its own Adam and step schedule."""
+    on its own, each with its own Adam."""
     g = Generator(cfg.model)
     if init:
         from pipelines.models import checkpoint_folder
 
         g.load_state_dict(load_generator(checkpoint_folder(init, tracking_uri)).state_dict())
     g = _prepare(g, cfg)
-    nets = Networks(g, *_optimizer(g, cfg, phase))
+    nets = Networks(g, _optimizer(g, cfg, phase))
     if phase == "srgan":
-        d = _prepare(Discriminator(cfg.model), cfg)
-        nets.d, (nets.d_opt, nets.d_sched) = d, _optimizer(d, cfg, phase)
+        nets.d = _prepare(Discriminator(cfg.model), cfg)
+        nets.d_opt = _optimizer(nets.d, cfg, phase)
     return nets
 
 
 def _stateful(nets: Networks) -> dict[str, Any]:
-    return {k: v for k, v in (("g_opt", nets.g_opt), ("g_sched", nets.g_sched),
-                              ("d_opt", nets.d_opt), ("d_sched", nets.d_sched)) if v is not None}
+    return {k: v for k, v in (("g_opt", nets.g_opt), ("d_opt", nets.d_opt)) if v is not None}
 
 
 def restore(nets: Networks, folder: str) -> dict[str, Any]:
@@ -125,6 +129,8 @@ class Meter:
 
 def validate(g: nn.Module, val_dir: str, scale: int, bf16: bool) -> tuple[dict[str, float], Any]:
     """PSNR/SSIM over `val_dir` with the core protocol, and a bicubic | SR | HR grid of its first image."""
+    if not Path(val_dir).is_dir():
+        raise NotOnThisNode(val_dir, "--val")
     g = unwrap(g).eval()
     try:
         result = evaluate_set(lambda lr: upscale(g, lr, bf16), Path(val_dir), scale)
@@ -154,6 +160,33 @@ def _report(nets: Networks, cfg: Config, step: int, metrics: dict[str, Any], ran
                          checkpoint_dir_name=f"checkpoint_{step:08d}")
 
 
+def _resume(nets: Networks, rank: int) -> dict[str, Any]:
+    """The training state of the latest checkpoint, loaded into `nets`; a fresh state if none."""
+    checkpoint = ray.train.get_checkpoint()
+    if not checkpoint:
+        return {"step": 0, "mlflow_run_id": None}
+    with checkpoint.as_directory() as folder:
+        state = restore(nets, folder)
+    log.info("rank %d resumed at step %d", rank, state["step"])
+    return state
+
+
+def _train_step(nets: Networks, batch: dict[str, torch.Tensor], content: LossFn, cfg: Config,
+                lr: float, device: torch.device) -> dict[str, float]:
+    """One G step (and, in phase srgan, one D step) at learning rate `lr` on a batch of uint8 crops."""
+    tc = cfg.train
+    for opt in _stateful(nets).values():
+        for group in opt.param_groups:
+            group["lr"] = lr
+    lr_img, hr_img = (_to_input(batch[k], device, tc.channels_last) for k in ("lr", "hr"))
+    d = unwrap(nets.d) if nets.d is not None else None
+    logs, sr = generator_step(nets.g, nets.g_opt, lr_img, hr_img, content, d=d,
+                              adversarial_weight=cfg.loss.adversarial_weight, bf16=tc.bf16)
+    if nets.d is not None:
+        logs |= discriminator_step(nets.d, nets.d_opt, hr_img, sr, bf16=tc.bf16)
+    return logs | {"lr": lr}
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     cfg, phase = from_dict(config["cfg"]), config["phase"]
@@ -163,13 +196,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     torch.set_num_threads(config["threads"])
     torch.manual_seed(tc.seed)
     device = ray.train.torch.get_device()
+    log.info("rank %d of %d on node %s (%s)", rank, world, ray.get_runtime_context().get_node_id()[:12], device)
     nets = build_networks(cfg, phase, config.get("init"), config["tracking_uri"])
-    state: dict[str, Any] = {"step": 0, "mlflow_run_id": None}
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as folder:
-            state = restore(nets, folder)
-        log.info("rank %d resumed at step %d", rank, state["step"])
+    state = _resume(nets, rank)
     step = start_step = state["step"]
     if rank == 0:
         from pipelines import tracking
@@ -181,46 +210,35 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     per_worker = tc.batch_size // world
     shard = ray.train.get_dataset_shard("train")
     meter, latest = Meter(), {}
-    while step < steps:
-        batches = 0
-        for batch in shard.iter_torch_batches(batch_size=per_worker, drop_last=True,
-                                              local_shuffle_buffer_size=per_worker * 8):
-            batches += 1
-            lr_img = _to_input(batch["lr"], device, tc.channels_last)
-            hr_img = _to_input(batch["hr"], device, tc.channels_last)
-            logs, sr = generator_step(nets.g, nets.g_opt, lr_img, hr_img, content,
-                                      d=unwrap(nets.d) if nets.d is not None else None,
-                                      adversarial_weight=cfg.loss.adversarial_weight, bf16=tc.bf16)
-            if nets.d is not None:
-                logs |= discriminator_step(nets.d, nets.d_opt, hr_img, sr, bf16=tc.bf16)
-                nets.d_sched.step()
-            nets.g_sched.step()
-            step += 1
-            meter.add(logs)
-            if rank == 0 and (step % tc.log_every == 0 or step == steps):
-                latest |= _log_train(meter, step, steps, start_step, tc.batch_size, nets.g_opt)
-            if rank == 0 and config.get("val_dir") and (step % tc.val_every == 0 or step == steps):
+    while step < steps:  # one pass over the crop stream per epoch: fresh crops each time
+        epoch_start = step
+        batches = shard.iter_torch_batches(batch_size=per_worker, drop_last=True,
+                                           local_shuffle_buffer_size=per_worker * 8)
+        for step, batch in enumerate(batches, start=step + 1):
+            meter.add(_train_step(nets, batch, content, cfg, lr_at(getattr(cfg, phase), step - 1), device))
+            last = step == steps
+            if rank == 0 and (step % tc.log_every == 0 or last):
+                latest |= _log_train(meter, step, steps, tc.batch_size)
+            if rank == 0 and config.get("val_dir") and (step % tc.val_every == 0 or last):
                 latest |= _log_val(nets.g, config["val_dir"], cfg, step)
-            if step % tc.checkpoint_every == 0 or step == steps:
-                final = (config["registered_model"], phase) if step == steps else None
+            if step % tc.checkpoint_every == 0 or last:
                 metrics = {"step": step, "start_step": start_step, "phase": phase,
                            "mlflow_run_id": state["mlflow_run_id"] or "", **latest}
-                _report(nets, cfg, step, metrics, rank, state, final if rank == 0 else None)
-            if step >= steps:
+                final = (config["registered_model"], phase) if last and rank == 0 else None
+                _report(nets, cfg, step, metrics, rank, state, final)
+            if last:
                 break
-        if not batches:
+        if step == epoch_start:
             raise RuntimeError(f"worker {rank}: the training data gave no batch of {per_worker} crops")
     if rank == 0:
         tracking.mlflow.end_run()
 
 
-def _log_train(meter: Meter, step: int, steps: int, start_step: int, batch_size: int,
-               g_opt: torch.optim.Optimizer) -> dict[str, float]:
+def _log_train(meter: Meter, step: int, steps: int, batch_size: int) -> dict[str, float]:
     from pipelines import tracking
     means, rate = meter.flush()
     metrics = {f"train/{k}": v for k, v in means.items()}
-    metrics |= {"train/steps_per_s": rate, "train/images_per_s": rate * batch_size,
-                "train/lr": g_opt.param_groups[0]["lr"]}
+    metrics |= {"train/steps_per_s": rate, "train/images_per_s": rate * batch_size}
     tracking.log_metrics(metrics, step)
     eta = (steps - step) / max(rate, 1e-9)
     log.info("step %d/%d  g_loss %.5f  %.2f steps/s  ETA %dm%02ds", step, steps, means.get("g_loss", math.nan),

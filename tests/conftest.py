@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import os
+import socket
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 # ../shared beside the checkout; SRGAN_SHARED where a clone lives elsewhere.
@@ -15,6 +20,26 @@ SHARED = next((p for p in [*_CANDIDATES, ROOT.parent / "shared", Path("/work/sha
               ROOT.parent / "shared")
 DATA = SHARED / "data"
 BENCHMARKS = DATA / "benchmarks"
+
+
+def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels (a decompression bomb)."""
+    data = bytearray(encode(Image.new("L", (8, 8))))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29], data[29:33] = ihdr, struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

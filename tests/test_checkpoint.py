@@ -15,12 +15,14 @@ def test_round_trip_rebuilds_from_folder_alone(tmp_path):
     opt = torch.optim.Adam(g.parameters())
     g(torch.rand(1, 3, 8, 8)).mean().backward()
     opt.step()
-    save_checkpoint(tmp_path / "ck", g, cfg, d=d, training_state={"step": 7, "g_opt": opt.state_dict()}, phase="srresnet")
+    save_checkpoint(tmp_path / "ck", g, cfg, d=d, training_state={"step": 7, "g_opt": opt.state_dict()},
+                    phase="srresnet")
     g2 = load_generator(tmp_path / "ck")
     x = torch.rand(1, 3, 8, 8)
     assert torch.equal(g.eval()(x), g2(x))
     assert len(g2.blocks) == 2 and not g2.training
-    assert all(torch.equal(a, b) for a, b in zip(d.state_dict().values(), load_discriminator(tmp_path / "ck").state_dict().values()))
+    d2 = load_discriminator(tmp_path / "ck")
+    assert all(torch.equal(a, b) for a, b in zip(d.state_dict().values(), d2.state_dict().values()))
     state = load_training_state(tmp_path / "ck")
     assert state["step"] == 7 and state["g_opt"]["state"][0]["step"] == 1
     meta = json.loads((tmp_path / "ck" / "config.json").read_text())

@@ -11,12 +11,17 @@ from srgan.config import load_config
 from srgan.models import Generator
 
 
-def test_default_job_is_bicubic_on_shipped_set5(tmp_path, capsys):
-    assert main(["evaluate", "--json", str(tmp_path / "r.json")]) == 0
+def test_bicubic_on_shipped_set5(tmp_path, capsys):
+    assert main(["evaluate", "--model", "bicubic", "--json", str(tmp_path / "r.json")]) == 0
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["Set5"]["images"] == 5
     assert abs(result["Set5"]["psnr"] - 28.42) <= 0.02
     assert "Set5" in capsys.readouterr().out
+
+
+def test_shipped_generator_is_the_default_and_beats_bicubic(tmp_path):
+    assert main(["evaluate", "--json", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["Set5"]["psnr"] > 28.42 + 0.9
 
 
 def test_checkpoint_on_folder_without_lr(tmp_path, benchmarks):

@@ -1,30 +1,16 @@
 """The one image loader: every bad input gets its documented outcome, named by file."""
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import bomb_png, encode
 from srgan import images
 from srgan.images import ImageError, decode_image, encode_image, load_image
 
 
-def png_bytes(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def bomb_png(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims width x height pixels."""
-    data = bytearray(png_bytes(Image.new("L", (8, 8))))
-    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
-    data[16:29] = ihdr
-    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    return bytes(data)
 
 
 def write(tmp_path, name, data: bytes):
@@ -36,7 +22,7 @@ def write(tmp_path, name, data: bytes):
 @pytest.mark.parametrize("name, data, reason", [
     ("empty.png", b"", images.EMPTY),
     ("text.png", b"hello, I am not an image\n" * 4, images.NOT_AN_IMAGE),
-    ("truncated.png", png_bytes(Image.effect_noise((64, 64), 50))[:300], images.CORRUPT),
+    ("truncated.png", encode(Image.effect_noise((64, 64), 50))[:300], images.CORRUPT),
     ("bomb.png", bomb_png(30000, 30000), images.TOO_MANY_PIXELS),
 ])
 def test_bad_files_raise_naming_the_file(tmp_path, name, data, reason):
@@ -54,7 +40,7 @@ def test_missing_file_is_unreadable(tmp_path):
 
 
 def test_pixel_limit_is_configurable():
-    data = png_bytes(Image.new("RGB", (100, 100)))
+    data = encode(Image.new("RGB", (100, 100)))
     assert decode_image(data, max_pixels=10_000).rgb.shape == (100, 100, 3)
     with pytest.raises(ImageError, match="over the limit"):
         decode_image(data, max_pixels=9_999)
@@ -71,7 +57,7 @@ def test_animated_gif_is_refused():
 
 def test_16bit_png_is_reduced_to_8bit():
     arr = np.array([[0, 257 * 100, 65535]], dtype=np.uint16)
-    out = decode_image(png_bytes(Image.fromarray(arr)))
+    out = decode_image(encode(Image.fromarray(arr)))
     assert out.grayscale and out.rgb.dtype == np.uint8
     assert out.rgb[0, :, 0].tolist() == [0, 100, 255]
     assert (out.rgb[..., 0] == out.rgb[..., 2]).all()
@@ -91,14 +77,14 @@ def test_palette_with_transparency_keeps_alpha():
     img.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
     img.putpixel((0, 0), 0)
     img.info["transparency"] = 0
-    out = decode_image(png_bytes(img))
+    out = decode_image(encode(img))
     assert out.alpha is not None and out.alpha[0, 0] == 0 and out.alpha[1, 1] == 255
     assert out.rgb[1, 1].tolist() == [255, 0, 0]
 
 
 def test_la_is_grayscale_with_alpha():
     img = Image.merge("LA", [Image.new("L", (4, 4), 90), Image.new("L", (4, 4), 30)])
-    out = decode_image(png_bytes(img))
+    out = decode_image(encode(img))
     assert out.grayscale and out.rgb[0, 0].tolist() == [90, 90, 90] and out.alpha[0, 0] == 30
 
 

@@ -1,16 +1,13 @@
 """`srgan prepare` on a real local Ray cluster: every input accounted for, deterministic shards."""
 
-import io
 import os
-import struct
-import zlib
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from conftest import DATA
+from conftest import DATA, bomb_png, encode
 from pipelines import shards
 from pipelines.cli import main
 from pipelines.prepare import PrepareParams, expand_inputs, run_prepare, split_of
@@ -20,22 +17,15 @@ from srgan.metrics import psnr
 pytestmark = pytest.mark.ray
 
 
-def png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
 
 def plant_bad_files(folder):
     """One file per kind of bad input, and the reason `prepare` must give for each."""
     folder.mkdir()
-    good = png(Image.effect_noise((200, 150), 40).convert("RGB"))
-    bomb = bytearray(png(Image.new("L", (8, 8))))
-    ihdr = struct.pack(">II", 40000, 40000) + bytes(bomb[24:29])
-    bomb[16:29], bomb[29:33] = ihdr, struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    good = encode(Image.effect_noise((200, 150), 40).convert("RGB"))
+    bomb = bomb_png(40000, 40000)
     files = {"zero.png": (b"", "empty"), "text.png": (b"just some text\n", "not_an_image"),
-             "truncated.png": (good[: len(good) // 2], "corrupt"), "bomb.png": (bytes(bomb), "too_many_pixels"),
-             "tiny.png": (png(Image.new("RGB", (64, 64))), "too_small")}
+             "truncated.png": (good[: len(good) // 2], "corrupt"), "bomb.png": (bomb, "too_many_pixels"),
+             "tiny.png": (encode(Image.new("RGB", (64, 64))), "too_small")}
     for name, (data, _) in files.items():
         (folder / name).write_bytes(data)
     os.symlink(folder / "gone.png", folder / "dangling.png")  # unreadable: its target does not exist

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import socket
-import struct
-import zlib
 
 import httpx
 import numpy as np
@@ -13,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import BENCHMARKS
+from conftest import BENCHMARKS, bomb_png, encode, free_port
 from srgan.checkpoint import save_checkpoint
 from srgan.config import load_config
 from srgan.images import Decoded, decode_image, load_image
@@ -28,11 +25,6 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's package: .ci/run installs it
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +51,6 @@ def url(ray_session, model):
     yield f"http://127.0.0.1:{port}"
     serve.shutdown()
 
-
-def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **kw)
-    return buf.getvalue()
 
 
 def post(url: str, data: bytes, ctype: str = "image/png", query: str = "") -> httpx.Response:
@@ -112,12 +99,6 @@ def test_alpha_grayscale_exif_16bit_and_cmyk_are_handled(url):
     tiny = post(url, encode(Image.new("RGB", (1, 1), (9, 9, 9))))
     assert tiny.status_code == 200 and Image.open(io.BytesIO(tiny.content)).size == (4, 4)
 
-
-def bomb_png(width: int, height: int) -> bytes:
-    data = bytearray(encode(Image.new("L", (8, 8))))
-    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
-    data[16:29], data[29:33] = ihdr, struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    return bytes(data)
 
 
 def animated_gif() -> bytes:

@@ -1,6 +1,5 @@
 """Training logs to a real `mlflow server` on loopback, started by the test."""
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,6 +9,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from conftest import free_port
 from pipelines import tracking
 from pipelines.train import Job, run_training
 from srgan.checkpoint import load_generator
@@ -21,9 +21,7 @@ pytestmark = pytest.mark.ray
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mlflow_server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                              "--backend-store-uri", f"sqlite:///{folder}/server.db",
                              "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],

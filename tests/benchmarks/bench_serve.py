@@ -150,7 +150,8 @@ def main() -> None:
         extra = f"{r['p50']:>7.2f}{r['p99']:>7.2f}" if r else ""
         print(f"{name:<34}{rate:>9.2f}{rate / direct:>9.2f}x{extra}")
     print(f"load test: {args.clients} clients x {args.seconds:.0f} s: {result['requests']} requests, "
-          f"{result['errors']} errors, {result['rate']:.2f} req/s, p50 {result['p50']:.2f} s, p99 {result['p99']:.2f} s")
+          f"{result['errors']} errors, {result['rate']:.2f} req/s, "
+          f"p50 {result['p50']:.2f} s, p99 {result['p99']:.2f} s")
     print(f"replicas during load: {counts}")
     print(f"replicas after load (1 s apart): {after}")
 
