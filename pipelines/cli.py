@@ -22,7 +22,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     from pipelines import demo, evaluate, prepare, serve, submit, train, upscale
 
     parser = argparse.ArgumentParser(prog="srgan", description="SRGAN super-resolution on Ray.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (demo, prepare, train, evaluate, serve, upscale, submit):
         module.add_parser(sub)
@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except USER_ERRORS as e:
+        if args.verbose:
+            raise
         print(f"srgan {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -6,8 +6,8 @@
 
 The working directory is packed as the job's runtime_env `working_dir` (so the cluster runs this
 checkout's code) and the job's logs are streamed until it ends; the exit code is the job's.
-Ray's token authentication needs nothing here: the client sends RAY_AUTH_TOKEN (or the token in
-~/.ray/auth_token) as Ray itself does.
+Ray's token authentication stays on: the token is sent from RAY_AUTH_TOKEN, the file
+RAY_AUTH_TOKEN_PATH names, or ~/.ray/auth_token (where `ray start` and `ray get-auth-token` keep it).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import os
 import shlex
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from pipelines import UsageError
@@ -68,11 +69,24 @@ def entrypoint(job: str, job_args: list[str]) -> str:
     return " ".join(["python", "-m", "pipelines.cli", job, *map(shlex.quote, job_args)])
 
 
+def auth_headers() -> dict[str, str]:
+    """A bearer token for Ray's token authentication, from where Ray itself looks for one.
+
+    Sent whenever one exists: Ray's client adds it only when RAY_AUTH_MODE=token is set in the
+    client's own environment, while clusters started by Ray 2.60 require it by default.
+    """
+    token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+    if not token and path.is_file():
+        token = path.read_text().strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def run(args: argparse.Namespace) -> int:
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     own, job_args = _own_options().parse_known_args(args.job_args, namespace=args)
-    client = JobSubmissionClient(own.address)
+    client = JobSubmissionClient(own.address, headers=auth_headers())
     if own.status:
         info = client.get_job_info(own.status)
         print(f"{own.status}: {info.status.value}" + (f" ({info.message})" if info.message else ""))

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -30,15 +32,26 @@ class Cluster:
 
     def __init__(self, tmp: Path):
         self.tmp, self.gcs, self.dashboard = tmp, free_port(), free_port()
-        self.env = {**os.environ, "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}
+        self.ray_tmps: list[str] = []
+        # The nodes run in this venv, as an activated one would: a job's `python` is this Python.
+        self.env = {**os.environ, "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",
+                    "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
         self.env.pop("RAY_ADDRESS", None)
         self.nodes: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, head: bool = False) -> None:
-        common = ["--block", "--num-cpus=1", "--node-ip-address=127.0.0.1", f'--resources={{"{name}": 1}}']
+        # Fixed default ports (the dashboard agent's 52365 first) are taken by the test session's own
+        # Ray instance on this machine: every node gets free ones.
+        ports = [f"--{flag}={free_port()}" for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                         "metrics-export-port", "runtime-env-agent-port")]
+        # Each node its own temp folder, as on separate machines (a shared one lets one node's runtime-env
+        # agent delete another's job folders), and a short one: it holds unix sockets (107 bytes at most).
+        self.ray_tmps.append(tempfile.mkdtemp(prefix="srg", dir="/tmp"))
+        common = ["--block", "--num-cpus=1", "--node-ip-address=127.0.0.1", f'--resources={{"{name}": 1}}',
+                  f"--temp-dir={self.ray_tmps[-1]}", *ports]
         if head:
             args = ["--head", f"--port={self.gcs}", "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard}",
-                    f"--temp-dir={self.tmp}/ray", "--include-dashboard=true"]
+                    "--include-dashboard=true"]
         else:
             args = [f"--address=127.0.0.1:{self.gcs}"]
         log = open(self.tmp / f"{name}.log", "w")
@@ -75,6 +88,8 @@ class Cluster:
         for name, proc in self.nodes.items():
             if proc.poll() is None:
                 self.kill(name)
+        for folder in self.ray_tmps:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _auth_headers() -> dict:
