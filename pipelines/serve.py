@@ -58,10 +58,11 @@ class Settings:
 
     @classmethod
     def from_args(cls, args: dict[str, Any]) -> "Settings":
-        known = {f.name: f.type for f in fields(cls)}
-        unknown = sorted(set(args) - set(known))
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(args) - known)
         if unknown:
             raise ValueError(f"unknown serve args {unknown}; known: {sorted(known)}")
+        # `serve run pipelines.serve:app tile=64` passes strings; a config file passes YAML values.
         casts = {"tile": int, "pad": int, "max_pixels": int, "max_batch_size": int, "max_body_mb": float,
                  "bf16": lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")}
         return cls(**{k: casts.get(k, lambda v: v)(v) for k, v in args.items()})

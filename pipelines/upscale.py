@@ -7,7 +7,6 @@ import logging
 import sys
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from pipelines.models import load_model
@@ -52,7 +51,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     files = collect(args.inputs)
     g = load_model(args.model)
-    torch.set_grad_enabled(False)
     done, skipped, failed = 0, 0, []
     for src, rel in tqdm(files, desc="upscale", unit="image", disable=None):
         dst = (args.out / rel).with_suffix("." + ("jpg" if args.format == "jpeg" else args.format))

@@ -75,3 +75,12 @@ def tiny_shards(ray_session, tmp_path_factory) -> str:
     run_prepare([str(BENCHMARKS / "Set5" / "HR"), str(BENCHMARKS / "Set14" / "HR")], str(out),
                 PrepareParams(tile=64, stride=64, val_fraction=0.0, images_per_shard=8))
     return str(out)
+
+
+@pytest.fixture(autouse=True)
+def _autograd_left_on():
+    """Code run in-process (the CLI) must not switch autograd off for the process: later tests train."""
+    import torch
+
+    yield
+    assert torch.is_grad_enabled(), "this test left autograd disabled for the whole process"
