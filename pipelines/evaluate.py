@@ -7,11 +7,11 @@ import json
 from functools import partial
 from pathlib import Path
 
+from pipelines import UsageError
+from pipelines.models import load_model
 from srgan import ASSETS
 from srgan.evaluate import bicubic_upscaler, evaluate_set
 from srgan.inference import upscale
-from pipelines import UsageError
-from pipelines.models import load_model
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -112,7 +112,7 @@ class IdleBackoff(ExecutionCallback):
     """
 
     def on_execution_step(self, executor) -> None:
-        if not any(op.num_active_tasks() for op in executor._topology):  # noqa: SLF001
+        if not any(op.num_active_tasks() for op in executor._topology):
             time.sleep(0.02)
 
 

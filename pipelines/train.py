@@ -23,7 +23,7 @@ from pipelines.cluster import ensure_ray, warn_if_local
 from pipelines.models import checkpoint_folder, portable
 from pipelines.train_worker import train_loop_per_worker
 from srgan.checkpoint import CheckpointError, model_config
-from srgan.config import Config, ConfigError, PRESETS, load_config, to_dict
+from srgan.config import PRESETS, Config, ConfigError, load_config, to_dict
 from srgan.evaluate import set_layout
 from srgan.losses import vgg_weights_path
 

@@ -214,7 +214,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         epoch_start = step
         batches = shard.iter_torch_batches(batch_size=per_worker, drop_last=True,
                                            local_shuffle_buffer_size=per_worker * 8)
-        for step, batch in enumerate(batches, start=step + 1):
+        for batch in batches:
+            step += 1
             meter.add(_train_step(nets, batch, content, cfg, lr_at(getattr(cfg, phase), step - 1), device))
             last = step == steps
             if rank == 0 and (step % tc.log_every == 0 or last):

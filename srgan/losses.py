@@ -6,14 +6,14 @@ use `binary_cross_entropy_with_logits`, which is the paper's -log D(.) computed 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torchvision.models import vgg
 from safetensors.torch import load_file
 from torch import nn
+from torchvision.models import vgg
 
 from srgan.config import LossConfig
 

@@ -7,7 +7,7 @@ step runs its forward passes under optional bf16 autocast and computes losses in
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn

@@ -8,7 +8,7 @@ flush with the border so every pixel is covered.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -73,8 +73,8 @@ def random_crops(hr: np.ndarray, lr: np.ndarray, hr_crop: int, rng: np.random.Ge
     rots, flips = rng.integers(0, 4, len(hr)), rng.random(len(hr)) < 0.5
     for i, (y, x, k, flip) in enumerate(zip(ys, xs, rots, flips)):
         h = hr[i, y * scale:(y + lc) * scale, x * scale:(x + lc) * scale]
-        l = lr[i, y:y + lc, x:x + lc]  # noqa: E741
+        l = lr[i, y:y + lc, x:x + lc]
         if flip:
-            h, l = h[:, ::-1], l[:, ::-1]  # noqa: E741
+            h, l = h[:, ::-1], l[:, ::-1]
         out_hr[i], out_lr[i] = np.rot90(h, k), np.rot90(l, k)
     return out_hr, out_lr

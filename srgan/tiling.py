@@ -14,8 +14,8 @@ generator's receptive field, the stitched output equals whole-image inference.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -3,8 +3,7 @@ import json
 import pytest
 import torch
 
-from srgan.checkpoint import (CheckpointError, load_discriminator, load_generator, load_training_state,
-                              save_checkpoint)
+from srgan.checkpoint import CheckpointError, load_discriminator, load_generator, load_training_state, save_checkpoint
 from srgan.config import load_config
 from srgan.models import Discriminator, Generator
 
@@ -48,5 +47,5 @@ def test_missing_weights_file(tmp_path):
     cfg = load_config("tiny")
     save_checkpoint(tmp_path, Generator(cfg.model), cfg)
     (tmp_path / "generator.safetensors").unlink()
-    with pytest.raises(CheckpointError, match="missing generator.safetensors"):
+    with pytest.raises(CheckpointError, match=r"missing generator\.safetensors"):
         load_generator(tmp_path)

@@ -73,9 +73,8 @@ def strict(schema: Any) -> Any:
     for key, value in schema.items():
         if key == "properties":
             out[key] = {name: strict(sub) for name, sub in value.items()}
-        elif key in ("items", "additionalProperties", "not") and isinstance(value, dict):
-            out[key] = strict(value)
-        elif key in ("anyOf", "allOf", "oneOf"):
+        elif key in ("anyOf", "allOf", "oneOf") or (
+                key in ("items", "additionalProperties", "not") and isinstance(value, dict)):
             out[key] = strict(value)
         else:
             out[key] = value
@@ -217,7 +216,7 @@ def test_rayservice_serve_config_parses_and_imports():
         builder = getattr(importlib.import_module(module), attr)
         assert callable(builder), app.import_path
         builder(app.args)  # the app's args are valid Settings (unknown keys are errors); binds, starts nothing
-        deployments = {getattr(importlib.import_module(module), "Upscaler").name}
+        deployments = {importlib.import_module(module).Upscaler.name}
         assert {d.name for d in app.deployments} <= deployments
 
 

@@ -46,7 +46,7 @@ def test_yaml_file_then_overrides(tmp_path):
     cfg = load_config("tiny", path, ["model.blocks=2"])
     assert (cfg.model.blocks, cfg.model.channels, cfg.loss.content) == (2, 16, "mse")
     path.write_text("model:\n  colour: red\n")
-    with pytest.raises(ConfigError, match="model.colour"):
+    with pytest.raises(ConfigError, match=r"model\.colour"):
         load_config("tiny", path)
 
 

@@ -11,8 +11,6 @@ from srgan import images
 from srgan.images import ImageError, decode_image, encode_image, load_image
 
 
-
-
 def write(tmp_path, name, data: bytes):
     path = tmp_path / name
     path.write_bytes(data)

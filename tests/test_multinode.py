@@ -54,7 +54,7 @@ class Cluster:
                     "--include-dashboard=true"]
         else:
             args = [f"--address=127.0.0.1:{self.gcs}"]
-        log = open(self.tmp / f"{name}.log", "w")
+        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 - the node process owns it
         self.nodes[name] = subprocess.Popen([RAY, "start", *common, *args], env=self.env, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_for_nodes()

@@ -78,7 +78,7 @@ def small_shards(ray_session, tmp_path_factory):
 
 
 def test_rerun_gives_identical_shards(small_shards, tmp_path):
-    inputs, out, first = small_shards
+    inputs, _, first = small_shards
     again = run_prepare(inputs, str(tmp_path / "again"), PrepareParams(tile=96, stride=64, val_fraction=0.2,
                                                                       images_per_shard=4))
     assert again["content_hash"] == first["content_hash"]
@@ -87,7 +87,7 @@ def test_rerun_gives_identical_shards(small_shards, tmp_path):
 
 
 def test_training_crops_are_aligned_and_fresh_each_epoch(small_shards):
-    _, out, manifest = small_shards
+    _, out, _ = small_shards
     ds = shards.training_crops(str(out), 64)
     epochs = [next(iter(ds.iter_batches(batch_size=8, batch_format="numpy"))) for _ in range(2)]
     hr, lr = epochs[0]["hr"], epochs[0]["lr"]

@@ -91,5 +91,5 @@ def test_vgg_weights_from_a_local_file(tmp_path):
     vgg = VGGFeatures("vgg22", str(tmp_path / "vgg19.pth"))
     assert torch.equal(vgg.features[0].weight, ref[0].weight)
     (tmp_path / "bad.pth").write_bytes(b"not a state dict")
-    with pytest.raises(VGGWeightsError, match="bad.pth"):
+    with pytest.raises(VGGWeightsError, match=r"bad\.pth"):
         VGGFeatures("vgg22", str(tmp_path / "bad.pth"))

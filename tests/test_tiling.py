@@ -17,7 +17,7 @@ def test_plan_covers_every_pixel_with_equal_windows(h, w, tile, pad):
     covered = np.zeros((h, w), int)
     for t in tiles:
         assert (t.h, t.w) == (tiles[0].h, tiles[0].w)
-        assert 0 <= t.y and t.y + t.h <= h and 0 <= t.x and t.x + t.w <= w
+        assert t.y >= 0 and t.y + t.h <= h and t.x >= 0 and t.x + t.w <= w
         assert t.y <= t.core_y and t.core_y + t.core_h <= t.y + t.h
         covered[t.core_y:t.core_y + t.core_h, t.core_x:t.core_x + t.core_w] += 1
     assert (covered >= 1).all()

@@ -13,8 +13,8 @@ import pytest
 import ray
 import ray.cloudpickle
 import torch
-from ray.train.torch import TorchTrainer
 from mlflow.tracking import MlflowClient
+from ray.train.torch import TorchTrainer
 
 from conftest import BENCHMARKS
 from pipelines import tracking

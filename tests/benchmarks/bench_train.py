@@ -81,8 +81,8 @@ def main() -> None:
     bf16 = core_loop(args.steps, 2, True, True, threads)
     with tempfile.TemporaryDirectory() as work:
         ensure_ray()
-        data = args.data or run_prepare([str(ROOT.parent / "shared" / "data" / "train")], f"{work}/shards",
-                                        PrepareParams()) and f"{work}/shards"
+        data = args.data or (run_prepare([str(ROOT.parent / "shared" / "data" / "train")], f"{work}/shards",
+                                        PrepareParams()) and f"{work}/shards")
         in_task = ray.get(ray.remote(num_cpus=cpus)(core_loop).remote(args.steps, 2, True, True, threads))
         trained = ray_train_step(data, args.train_steps, cpus, work)
     rows = [("core, fp32 eager", fp32), ("core, bf16 + channels_last", bf16),
