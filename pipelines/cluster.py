@@ -16,8 +16,20 @@ log = logging.getLogger(__name__)
 def ensure_ray() -> None:
     """Join the cluster RAY_ADDRESS names, or start a local one (without the dashboard, whose
     processes cost a laptop a good share of a core); reuse a session already open."""
-    if not ray.is_initialized():
-        ray.init(logging_level=logging.WARNING, include_dashboard=None if os.environ.get("RAY_ADDRESS") else False)
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(logging_level=logging.WARNING)
+    else:
+        ray.init(logging_level=logging.WARNING, include_dashboard=False,
+                 runtime_env={"worker_process_setup_hook": "pipelines.cluster.without_dashboard"})
+
+
+def without_dashboard() -> None:
+    """Worker set-up on a local Ray without the dashboard: Ray Train's placement-group cleaner asks
+    the State API (which the dashboard serves) about the controller every second and warns each time
+    it cannot; the warning says nothing a local user can act on."""
+    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
 
 
 def warn_if_local(path: str | None, what: str) -> None:
