@@ -18,8 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="PSNR/SSIM on Set5/Set14/BSD100 or any folder of HR images",
                        description="PSNR and SSIM on the Y channel, `scale` pixels cropped from each border.")
     p.add_argument("--model", default="default",
-                   help="'bicubic', 'default' (the shipped generator), a checkpoint folder or URI, or "
-                        "models:/NAME@ALIAS (default: %(default)s)")
+                   help="'bicubic', 'default' (shipped SRResNet), 'srgan' (shipped SRGAN), a checkpoint folder or "
+                        "URI, or models:/NAME@ALIAS (default: %(default)s)")
     p.add_argument("--data", type=Path, default=ASSETS / "benchmarks",
                    help="folder holding <Set>/HR and optionally <Set>/LR_bicubic/X<scale> "
                         "(default: the Set5 shipped with the project)")

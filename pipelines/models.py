@@ -1,6 +1,6 @@
 """Where a generator comes from: a model spec on the command line -> a loaded Generator.
 
-    default             the generator shipped in the package (srgan/assets/model)
+    default, srgan      the generators shipped in the package (srgan/assets/model, model-srgan)
     models:/NAME@ALIAS  a model registered in MLflow by `srgan train`
     s3://.., gs://..    a checkpoint folder on any pyarrow filesystem (file:// too)
     PATH                a local checkpoint folder
@@ -15,17 +15,17 @@ import pyarrow.fs as pafs
 import torch
 
 from pipelines import storage
-from srgan import DEFAULT_MODEL
+from srgan import SHIPPED_MODELS
 from srgan.checkpoint import CheckpointError, load_generator
 from srgan.models import Generator
 
 
 def checkpoint_folder(spec: str, tracking_uri: str | None = None) -> Path:
     """A local folder holding the checkpoint `spec` names (downloaded if it is remote)."""
-    if spec == "default":
-        if not (DEFAULT_MODEL / "config.json").is_file():
-            raise CheckpointError(f"no default model is shipped at {DEFAULT_MODEL}")
-        return DEFAULT_MODEL
+    if spec in SHIPPED_MODELS:
+        if not (SHIPPED_MODELS[spec] / "config.json").is_file():
+            raise CheckpointError(f"no {spec!r} model is shipped at {SHIPPED_MODELS[spec]}")
+        return SHIPPED_MODELS[spec]
     if spec.startswith("models:/"):
         from pipelines import tracking
 
@@ -44,7 +44,7 @@ def checkpoint_folder(spec: str, tracking_uri: str | None = None) -> Path:
 
 def portable(spec: str) -> str:
     """The same spec for another process or node: a local folder made absolute, others unchanged."""
-    if spec == "default" or spec.startswith("models:/") or storage.is_uri(spec):
+    if spec in SHIPPED_MODELS or spec.startswith("models:/") or storage.is_uri(spec):
         return spec
     return str(Path(spec).resolve())
 

@@ -47,7 +47,7 @@ RAW_TYPES = ("image/", "application/octet-stream")
 class Settings:
     """A replica's settings: the Serve config's `args`, or `srgan serve` flags."""
 
-    model: str = "default"  # "default", a checkpoint folder/URI, or models:/NAME@ALIAS
+    model: str = "default"  # "default", "srgan", a checkpoint folder/URI, or models:/NAME@ALIAS
     tile: int = 128  # LR px per tile core
     pad: int = 24  # LR px of context around each core
     bf16: bool = False
@@ -217,7 +217,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the upscaling endpoint (Ray Serve)",
                        description="Serve the generator over HTTP; binds to 127.0.0.1 unless told otherwise.")
     p.add_argument("--model", default="default",
-                   help="'default' (shipped), a checkpoint folder/URI or models:/NAME@ALIAS (default: %(default)s)")
+                   help="'default' (shipped SRResNet), 'srgan' (shipped SRGAN), a checkpoint folder/URI or "
+                        "models:/NAME@ALIAS (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     p.add_argument("--config", type=Path, help="a Serve config YAML (as `serve deploy` takes); its first "

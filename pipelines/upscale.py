@@ -37,7 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders (recursive)")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     p.add_argument("--model", default="default",
-                   help="'default' (shipped), a checkpoint folder/URI or models:/NAME@ALIAS (default: %(default)s)")
+                   help="'default' (shipped SRResNet), 'srgan' (shipped SRGAN), a checkpoint folder/URI or "
+                        "models:/NAME@ALIAS (default: %(default)s)")
     p.add_argument("--tile", type=int, default=128, help="LR tile side in px (default: %(default)s)")
     p.add_argument("--pad", type=int, default=24, help="LR context around each tile in px (default: %(default)s)")
     p.add_argument("--format", default="png", choices=["png", "jpeg", "webp"], help="output format (default: png)")

@@ -8,4 +8,6 @@ from pathlib import Path
 __version__ = "0.1.0"
 
 ASSETS = Path(__file__).parent / "assets"  # data shipped with the package (Set5 for the default job)
-DEFAULT_MODEL = ASSETS / "model"  # the trained generator shipped with the package
+DEFAULT_MODEL = ASSETS / "model"  # the trained SRResNet shipped with the package (see its MODEL_CARD.md)
+# Models a user names by word: `--model default` (SRResNet, the PSNR model) or `--model srgan`.
+SHIPPED_MODELS = {"default": DEFAULT_MODEL, "srgan": ASSETS / "model-srgan"}
