@@ -145,7 +145,7 @@ def _markdown(r: dict) -> str:
 Shipped data only: {m['images_processed']} training images (srgan/assets/train) and Set5 (srgan/assets/benchmarks).
 
 1. **prepare** (Ray Data): {m['images_processed']} images -> {m['tiles']['train']} tiles of 128 px in
-   {len(m['shards'])} shards, content hash `{m['content_hash'][:16]}`.
+   {len(m['shards'])} shard(s), content hash `{m['content_hash'][:16]}`.
 2. **train** (Ray Train + MLflow): {r['steps']} fine-tuning steps from the shipped generator (L1, lr 2e-5).
    MLflow run `{r['run_id']}` in `{r['tracking']}`, model `{r['model_uri']}`;
    checkpoint `{r['checkpoint']}`.
