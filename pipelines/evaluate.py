@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from pipelines import UsageError
-from pipelines.models import load_model
+from pipelines.models import MODEL_HELP, load_model
 from srgan import ASSETS
 from srgan.evaluate import bicubic_upscaler, evaluate_set
 from srgan.inference import upscale
@@ -18,8 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="PSNR/SSIM on Set5/Set14/BSD100 or any folder of HR images",
                        description="PSNR and SSIM on the Y channel, `scale` pixels cropped from each border.")
     p.add_argument("--model", default="default",
-                   help="'bicubic', 'default' (shipped SRResNet), 'srgan' (shipped SRGAN), a checkpoint folder or "
-                        "URI, or models:/NAME@ALIAS (default: %(default)s)")
+                   help="'bicubic', " + MODEL_HELP)
     p.add_argument("--data", type=Path, default=ASSETS / "benchmarks",
                    help="folder holding <Set>/HR and optionally <Set>/LR_bicubic/X<scale> "
                         "(default: the Set5 shipped with the project)")

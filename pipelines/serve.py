@@ -28,6 +28,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ray import serve
 from ray.serve import Application
 
+from pipelines.models import MODEL_HELP, load_model
 from srgan import images
 from srgan.bicubic import imresize
 from srgan.images import Decoded, ImageError, decode_image, encode_image
@@ -143,8 +144,6 @@ def _query(request: Request) -> tuple[str, int, str]:
 @serve.ingress(api)
 class Upscaler:
     def __init__(self, settings: dict[str, Any]):
-        from pipelines.models import load_model
-
         self.settings = Settings(**settings)
         self.g = load_model(self.settings.model, self.settings.tracking_uri)
         self.scale = self.g.scale
@@ -217,8 +216,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the upscaling endpoint (Ray Serve)",
                        description="Serve the generator over HTTP; binds to 127.0.0.1 unless told otherwise.")
     p.add_argument("--model", default="default",
-                   help="'default' (shipped SRResNet), 'srgan' (shipped SRGAN), a checkpoint folder/URI or "
-                        "models:/NAME@ALIAS (default: %(default)s)")
+                   help=MODEL_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     p.add_argument("--config", type=Path, help="a Serve config YAML (as `serve deploy` takes); its first "

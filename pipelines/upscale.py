@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipelines.models import load_model
+from pipelines.models import MODEL_HELP, load_model
 from srgan.evaluate import IMAGE_SUFFIXES
 from srgan.images import ImageError, decode_image, encode_image, read_bytes
 from srgan.inference import upscale_image
@@ -37,8 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders (recursive)")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     p.add_argument("--model", default="default",
-                   help="'default' (shipped SRResNet), 'srgan' (shipped SRGAN), a checkpoint folder/URI or "
-                        "models:/NAME@ALIAS (default: %(default)s)")
+                   help=MODEL_HELP)
     p.add_argument("--tile", type=int, default=128, help="LR tile side in px (default: %(default)s)")
     p.add_argument("--pad", type=int, default=24, help="LR context around each tile in px (default: %(default)s)")
     p.add_argument("--format", default="png", choices=["png", "jpeg", "webp"], help="output format (default: png)")
