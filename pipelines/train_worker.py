@@ -9,7 +9,6 @@ step (the learning-rate schedule follows from it) and RNG.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import tempfile
@@ -28,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pipelines.cluster import NotOnThisNode
 from srgan.checkpoint import D_WEIGHTS, G_WEIGHTS, load_generator, load_training_state, save_checkpoint
-from srgan.config import Config, PhaseConfig, from_dict
+from srgan.config import Config, from_dict, lr_at
 from srgan.evaluate import comparison_grid, evaluate_set, load_pair, set_layout
 from srgan.inference import upscale
 from srgan.losses import LossFn, content_loss, pixel_loss
@@ -62,12 +61,6 @@ def _prepare(module: nn.Module, cfg: Config) -> nn.Module:
 
 def _optimizer(module: nn.Module, cfg: Config, phase: str) -> torch.optim.Optimizer:
     return torch.optim.Adam(module.parameters(), lr=getattr(cfg, phase).lr, betas=(cfg.train.beta1, cfg.train.beta2))
-
-
-def lr_at(pc: PhaseConfig, step: int) -> float:
-    """The step schedule: lr * gamma^(milestones passed). A function of the step alone, so a
-    resumed run follows the schedule of its current config."""
-    return pc.lr * pc.lr_gamma ** bisect.bisect_right(sorted(pc.lr_milestones), step)
 
 
 def build_networks(cfg: Config, phase: str, init: str | None, tracking_uri: str | None = None) -> Networks:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from srgan.checkpoint import load_generator, read_meta, save_checkpoint
-from srgan.config import Config, from_dict
+from srgan.config import Config, PhaseConfig, from_dict, lr_at
 from srgan.evaluate import IMAGE_SUFFIXES, evaluate_set
 from srgan.images import ImageError, load_image
 from srgan.inference import upscale
@@ -132,42 +132,42 @@ def speed_check(init: Path, cfg: Config, batches: Batches, device: torch.device,
     return {k: round(v, 5) for k, v in out.items()}
 
 
-def milestones(total: int, fractions: tuple[float, ...]) -> list[int]:
-    return [int(total * f) for f in fractions]
-
-
-def train_phase(phase: str, g, cfg: Config, batches: Batches, device, seconds: float, base_lr: float,
+def train_phase(phase: str, g, cfg: Config, batches: Batches, seconds: float, lr: float,
                 fractions: tuple[float, ...], gamma: float, val: Path, log: list, content=None, d=None
-                ) -> tuple[int, list[int]]:
-    """Train for about `seconds` (the step count is fixed after a 100-step rate probe).
-    Returns the steps taken and the steps at which lr was multiplied by `gamma`."""
-    g_opt = torch.optim.Adam(g.parameters(), base_lr, betas=(cfg.train.beta1, cfg.train.beta2))
-    d_opt = torch.optim.Adam(d.parameters(), base_lr, betas=(cfg.train.beta1, cfg.train.beta2)) if d else None
+                ) -> PhaseConfig:
+    """Train for about `seconds`: the step count is fixed after a 100-step rate probe, and lr is
+    multiplied by `gamma` at those `fractions` of it. Returns the schedule that ran."""
+    g_opt = torch.optim.Adam(g.parameters(), lr, betas=(cfg.train.beta1, cfg.train.beta2))
+    d_opt = torch.optim.Adam(d.parameters(), lr, betas=(cfg.train.beta1, cfg.train.beta2)) if d else None
     content = content or pixel_loss(cfg.loss.pixel)
-    total, step, start = None, 0, time.perf_counter()
-    while total is None or step < total:
-        lr_now = base_lr * gamma ** sum(step >= m for m in (milestones(total, fractions) if total else []))
+    schedule = PhaseConfig(steps=0, lr=lr, lr_gamma=gamma)  # steps and milestones once the rate is known
+    step, start = 0, time.perf_counter()
+    while not schedule.steps or step < schedule.steps:
+        lr_now = lr_at(schedule, step)
         set_lr(g_opt, lr_now)
-        lr, hr = batches()
+        lr_img, hr_img = batches()
         if d is None:
-            logs, _ = generator_step(g, g_opt, lr, hr, content, bf16=True)
+            logs, _ = generator_step(g, g_opt, lr_img, hr_img, content, bf16=True)
         else:
             set_lr(d_opt, lr_now)
-            logs, sr = generator_step(g, g_opt, lr, hr, content, d=d,
+            logs, sr = generator_step(g, g_opt, lr_img, hr_img, content, d=d,
                                       adversarial_weight=cfg.loss.adversarial_weight, bf16=True)
-            logs |= discriminator_step(d, d_opt, hr, sr, bf16=True)
+            logs |= discriminator_step(d, d_opt, hr_img, sr, bf16=True)
         step += 1
-        if total is None and step == 100:
+        if not schedule.steps and step == 100:
             rate = step / (time.perf_counter() - start)
             total = max(step, int(rate * seconds))
-            print(f"{phase}: {rate:.1f} steps/s -> {total} steps, lr x{gamma} at {milestones(total, fractions)}")
+            schedule = dataclasses.replace(schedule, steps=total,
+                                           lr_milestones=tuple(int(total * f) for f in fractions))
+            print(f"{phase}: {rate:.1f} steps/s -> {total} steps, lr x{gamma} at {list(schedule.lr_milestones)}")
+        total = schedule.steps
         if total and (step % max(1, total // 10) == 0 or step == total):
             entry = {"phase": phase, "step": step, "seconds": round(time.perf_counter() - start, 1), "lr": lr_now,
                      **{k: round(v, 5) for k, v in logs.items()},
                      **{f"val_{k}": v for k, v in validate(g, val).items()}}
             log.append(entry)
             print(json.dumps(entry), flush=True)
-    return step, milestones(total, fractions)
+    return schedule
 
 
 def main() -> None:
@@ -201,12 +201,11 @@ def main() -> None:
     log: list = []
     g = load_generator(args.init).to(device, memory_format=torch.channels_last).train()
     summary["init_val"] = validate(g, args.val)
-    steps, marks = train_phase("srresnet", g, cfg, batches, device, args.srresnet_seconds, 2e-4, (0.5, 0.75, 0.9),
-                               0.5, args.val, log)
-    start = meta.get("step") or 0
-    srresnet_steps = start + steps
+    ran = train_phase("srresnet", g, cfg, batches, args.srresnet_seconds, 2e-4, (0.5, 0.75, 0.9), 0.5, args.val, log)
+    start = meta.get("step") or 0  # the saved schedule counts from the start of the run --init came from
+    srresnet_steps = start + ran.steps
     srresnet_cfg = dataclasses.replace(cfg, srresnet=dataclasses.replace(
-        cfg.srresnet, steps=srresnet_steps, lr=2e-4, lr_milestones=tuple(start + m for m in marks), lr_gamma=0.5))
+        ran, steps=srresnet_steps, lr_milestones=tuple(start + m for m in ran.lr_milestones)))
     save_checkpoint(args.out / "srresnet", g, srresnet_cfg, phase="srresnet", step=srresnet_steps,
                     continued_from=str(args.init), device=summary["device"])
 
@@ -218,12 +217,11 @@ def main() -> None:
     gan_cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, content=kind))
     d = Discriminator(cfg.model).to(device, memory_format=torch.channels_last).train()
     content = content_loss(gan_cfg.loss)
-    steps, marks = train_phase("srgan", g, gan_cfg, batches, device, args.srgan_seconds, 1e-4, (0.5,), 0.1,
-                               args.val, log, content=content, d=d)
-    gan_cfg = dataclasses.replace(gan_cfg, srgan=dataclasses.replace(
-        gan_cfg.srgan, steps=steps, lr=1e-4, lr_milestones=tuple(marks), lr_gamma=0.1))
+    ran = train_phase("srgan", g, gan_cfg, batches, args.srgan_seconds, 1e-4, (0.5,), 0.1, args.val, log,
+                      content=content, d=d)
+    gan_cfg = dataclasses.replace(gan_cfg, srgan=ran)
     # Without the discriminator (95 MB in float32): a GAN run from this generator starts a fresh one.
-    save_checkpoint(args.out / "srgan", g, gan_cfg, phase="srgan", step=steps, content=kind,
+    save_checkpoint(args.out / "srgan", g, gan_cfg, phase="srgan", step=ran.steps, content=kind,
                     init_from=f"srresnet step {srresnet_steps}", device=summary["device"])
     summary.update(log=log, srgan_content=kind, total_s=round(time.perf_counter() - t0, 1))
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))

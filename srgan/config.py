@@ -7,6 +7,7 @@ nested dict (`to_dict`) for logging and for storing beside every checkpoint.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -46,6 +47,12 @@ class PhaseConfig:
     lr: float = 1e-4
     lr_milestones: tuple[int, ...] = ()  # steps at which lr is multiplied by lr_gamma
     lr_gamma: float = 0.1
+
+
+def lr_at(pc: PhaseConfig, step: int) -> float:
+    """The step schedule: lr * gamma^(milestones passed). A function of the step alone, so a
+    resumed run follows the schedule of its current config."""
+    return pc.lr * pc.lr_gamma ** bisect.bisect_right(sorted(pc.lr_milestones), step)
 
 
 @dataclass(frozen=True)
