@@ -13,6 +13,7 @@ import logging
 import math
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,18 @@ def _to_input(batch: torch.Tensor, device: torch.device, channels_last: bool) ->
     """uint8 (B, H, W, 3) -> float32 (B, 3, H, W) in [0, 1] on `device`."""
     x = batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def timed(iterable: Iterable[Any]) -> Iterator[tuple[float, Any]]:
+    """Yield (seconds spent waiting for the item, item): how long training waited on its input."""
+    it = iter(iterable)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        yield time.perf_counter() - t0, item
 
 
 class Meter:
@@ -207,9 +220,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         epoch_start = step
         batches = shard.iter_torch_batches(batch_size=per_worker, drop_last=True,
                                            local_shuffle_buffer_size=per_worker * 8)
-        for batch in batches:
+        for wait, batch in timed(batches):
             step += 1
-            meter.add(_train_step(nets, batch, content, cfg, lr_at(getattr(cfg, phase), step - 1), device))
+            logs = _train_step(nets, batch, content, cfg, lr_at(getattr(cfg, phase), step - 1), device)
+            meter.add(logs | {"data_wait_s": wait})
             last = step == steps
             if rank == 0 and (step % tc.log_every == 0 or last):
                 latest |= _log_train(meter, step, steps, tc.batch_size)
@@ -235,8 +249,8 @@ def _log_train(meter: Meter, step: int, steps: int, batch_size: int) -> dict[str
     metrics |= {"train/steps_per_s": rate, "train/images_per_s": rate * batch_size}
     tracking.log_metrics(metrics, step)
     eta = (steps - step) / max(rate, 1e-9)
-    log.info("step %d/%d  g_loss %.5f  %.2f steps/s  ETA %dm%02ds", step, steps, means.get("g_loss", math.nan),
-             rate, eta // 60, eta % 60)
+    log.info("step %d/%d  g_loss %.5f  %.2f steps/s  waiting for data %.0f%%  ETA %dm%02ds", step, steps,
+             means.get("g_loss", math.nan), rate, 100 * means.get("data_wait_s", 0.0) * rate, eta // 60, eta % 60)
     return metrics
 
 

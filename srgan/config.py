@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +61,10 @@ class TrainConfig:
     batch_size: int = 16  # global: split evenly across workers
     beta1: float = 0.9
     beta2: float = 0.999
-    bf16: bool = True  # autocast matmuls/convs to bfloat16 (weights and optimizer stay fp32)
-    channels_last: bool = True
+    # bf16 autocast of convs/matmuls (weights and optimizer stay fp32). None: on for CPU workers (over
+    # 3x faster here), off for GPU workers (slower in bf16 on an H100: tests/benchmarks/bench_step.py).
+    bf16: bool | None = None
+    channels_last: bool = True  # faster on both
     sync_bn: bool = False  # SyncBatchNorm across DDP workers (CUDA only)
     log_every: int = 50
     val_every: int = 1000
@@ -96,6 +99,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 def _coerce(value: Any, typ: Any, key: str) -> Any:
     """Return `value` as type `typ`, or raise ConfigError naming `key`."""
     origin = typing.get_origin(typ)
+    if origin is types.UnionType:  # `T | None`
+        return None if value is None else _coerce(value, typing.get_args(typ)[0], key)
     if origin is Literal:
         if value not in typing.get_args(typ):
             raise ConfigError(f"{key}: {value!r} is not one of {list(typing.get_args(typ))}")
@@ -167,6 +172,13 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 def from_dict(values: dict[str, Any]) -> Config:
     return _build(Config, values)
+
+
+def for_device(cfg: Config, gpu: bool) -> Config:
+    """`cfg` with the settings left to the device (None) decided for it."""
+    if cfg.train.bf16 is not None:
+        return cfg
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, bf16=not gpu))
 
 
 def load_config(preset: str = "paper", file: str | Path | None = None,

@@ -1,6 +1,6 @@
 import pytest
 
-from srgan.config import Config, ConfigError, from_dict, load_config, parse_override, to_dict
+from srgan.config import Config, ConfigError, for_device, from_dict, load_config, parse_override, to_dict
 
 
 def test_paper_preset_is_the_published_recipe():
@@ -23,6 +23,16 @@ def test_overrides_are_typed():
                                          "srresnet.lr_milestones=[10, 20]", "model.norm=none"])
     assert cfg.model.blocks == 3 and cfg.srgan.lr == 1e-5 and cfg.train.bf16 is True
     assert cfg.srresnet.lr_milestones == (10, 20) and cfg.model.norm == "none"
+
+
+def test_bf16_left_to_the_device_unless_set():
+    paper = load_config("paper")
+    assert paper.train.bf16 is None
+    assert for_device(paper, gpu=False).train.bf16 is True and for_device(paper, gpu=True).train.bf16 is False
+    for value in (True, False):
+        cfg = load_config("paper", overrides=[f"train.bf16={value}"])
+        assert for_device(cfg, gpu=True).train.bf16 is value and for_device(cfg, gpu=False).train.bf16 is value
+    assert load_config("tiny", overrides=["train.bf16=null"]).train.bf16 is None
 
 
 @pytest.mark.parametrize("override, message", [

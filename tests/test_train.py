@@ -39,7 +39,7 @@ def test_two_phase_run_with_two_workers(tiny_shards, tmp_path, monkeypatch):
     val = str(BENCHMARKS / "Set5" / "HR")
     first = run_training(job(tmp_path, tiny_shards, workers=2, val=val))
     assert first.metrics["step"] == 4 and first.metrics["model_uri"] == "models:/srgan-generator@srresnet"
-    second = run_training(job(tmp_path, tiny_shards, "srgan", ["loss.content=mse"], workers=2,
+    second = run_training(job(tmp_path, tiny_shards, "srgan", ["loss.content=mse", "train.bf16=null"], workers=2,
                               init=first.checkpoint.path, val=val))
     assert second.metrics["step"] == 4
 
@@ -49,7 +49,9 @@ def test_two_phase_run_with_two_workers(tiny_shards, tmp_path, monkeypatch):
         assert run.data.params["phase"] == phase and run.data.params["model.blocks"] == "1"
         assert run.data.params["workers"] == "2"
         assert len(client.get_metric_history(run.info.run_id, "train/g_loss")) == 4
-        assert {"val/psnr", "val/ssim", "train/steps_per_s"} <= set(run.data.metrics)
+        assert {"val/psnr", "val/ssim", "train/steps_per_s", "train/data_wait_s"} <= set(run.data.metrics)
+        # the tiny preset turns bf16 off; left to the device (null), a CPU worker turns it on
+        assert run.data.params["train.bf16"] == str(phase == "srgan")
         artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "val")]
         assert any(a.endswith(".png") for a in artifacts)
         version = client.get_model_version_by_alias("srgan-generator", phase)
