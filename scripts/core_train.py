@@ -9,9 +9,9 @@ wall clock rather than by step count, and writes checkpoints that `srgan train -
     python scripts/core_train.py --data IMAGES --init CHECKPOINT --out OUT \
         --srresnet-seconds 300 --srgan-seconds 150 --val srgan/assets/benchmarks/Set5
 
-In order: a speed check (fp32 vs bf16 + channels_last per step), SRResNet fine-tuning from
---init (L1, lr halved at 50/75/90 % of the steps), then SRGAN from that result (VGG54 content loss
-where ImageNet VGG19 weights are in torchvision's cache, else SRGAN-MSE; lr / 10 at half way).
+In order: SRResNet fine-tuning from --init (L1, lr halved at 50/75/90 % of the steps), then SRGAN
+from that result (VGG54 content loss where ImageNet VGG19 weights are in torchvision's cache, else
+SRGAN-MSE; lr / 10 at half way). Step speed on a device: tests/benchmarks/bench_step.py.
 """
 
 from __future__ import annotations
@@ -89,49 +89,6 @@ def validate(g: torch.nn.Module, val: Path) -> dict[str, float]:
     return {"psnr": round(result["psnr"], 3), "ssim": round(result["ssim"], 4)}
 
 
-def timed_steps(step, n: int, device: torch.device) -> float:
-    """Seconds per call of `step` over n calls, after 10 warm-up calls."""
-    for _ in range(10):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(n):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / n
-
-
-def speed_check(init: Path, cfg: Config, batches: Batches, device: torch.device, n: int) -> dict[str, float]:
-    """s/step of the SRResNet step in fp32 eager and in bf16 + channels_last, and of one SRGAN step."""
-    lr, hr = batches()
-
-    def networks(channels_last: bool):
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
-        g = load_generator(init).to(device, memory_format=fmt).train()
-        d = Discriminator(cfg.model).to(device, memory_format=fmt).train()
-        return g, torch.optim.Adam(g.parameters(), 1e-5), d, torch.optim.Adam(d.parameters(), 1e-5)
-
-    out = {}
-    for name, bf16 in (("fp32", False), ("bf16_cl", True)):
-        g, g_opt, d, d_opt = networks(channels_last=bf16)
-        x, y = (lr, hr) if bf16 else (lr.contiguous(), hr.contiguous())
-
-        def srresnet_step(g=g, g_opt=g_opt, x=x, y=y, bf16=bf16):
-            generator_step(g, g_opt, x, y, pixel_loss("l1"), bf16=bf16)
-
-        def srgan_step(g=g, g_opt=g_opt, d=d, d_opt=d_opt, x=x, y=y, bf16=bf16):
-            _, sr = generator_step(g, g_opt, x, y, pixel_loss("mse"), d=d, adversarial_weight=1e-3, bf16=bf16)
-            discriminator_step(d, d_opt, y, sr, bf16=bf16)
-
-        out[f"srresnet_{name}_s"] = timed_steps(srresnet_step, n, device)
-        out[f"srgan_{name}_s"] = timed_steps(srgan_step, n, device)
-    out["srresnet_bf16_speedup"] = out["srresnet_fp32_s"] / out["srresnet_bf16_cl_s"]
-    out["srgan_bf16_speedup"] = out["srgan_fp32_s"] / out["srgan_bf16_cl_s"]
-    return {k: round(v, 5) for k, v in out.items()}
-
-
 def train_phase(phase: str, g, cfg: Config, batches: Batches, seconds: float, lr: float,
                 fractions: tuple[float, ...], gamma: float, val: Path, log: list, content=None, d=None
                 ) -> PhaseConfig:
@@ -179,7 +136,6 @@ def main() -> None:
     p.add_argument("--srresnet-seconds", type=float, default=300)
     p.add_argument("--srgan-seconds", type=float, default=150)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--speed-steps", type=int, default=50)
     args = p.parse_args()
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -195,8 +151,6 @@ def main() -> None:
                "torch": torch.__version__, "init": str(args.init), "init_step": meta.get("step"), "batch": args.batch}
     print(json.dumps(summary), flush=True)
     summary["tiles"], summary["load_s"] = len(batches.hr), round(time.perf_counter() - t0, 1)
-    summary["speed"] = speed_check(args.init, cfg, batches, device, args.speed_steps)
-    print(json.dumps(summary["speed"]), flush=True)
 
     log: list = []
     g = load_generator(args.init).to(device, memory_format=torch.channels_last).train()

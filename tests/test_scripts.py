@@ -23,7 +23,7 @@ def test_core_train_runs_both_phases_and_writes_loadable_checkpoints(tmp_path):
     run = subprocess.run([sys.executable, str(ROOT / "scripts" / "core_train.py"), "--data", str(tmp_path / "data"),
                           "--init", str(tmp_path / "init"), "--out", str(tmp_path / "out"),
                           "--val", str(BENCHMARKS / "Set5"), "--srresnet-seconds", "0", "--srgan-seconds", "0",
-                          "--batch", "4", "--speed-steps", "1"], capture_output=True, text=True, timeout=600)
+                          "--batch", "4"], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "skipped: " in run.stdout and "broken.png" in run.stdout
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
