@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import struct
@@ -34,6 +35,14 @@ def bomb_png(width: int, height: int) -> bytes:
     ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
     data[16:29], data[29:33] = ihdr, struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
     return bytes(data)
+
+
+def checkpoint_registered(run_dir: Path) -> bool:
+    """True once Ray Train's controller has recorded a checkpoint (a restart then resumes from it)."""
+    try:
+        return bool(json.loads((run_dir / "checkpoint_manager_snapshot.json").read_text())["checkpoint_results"])
+    except (OSError, ValueError, KeyError):  # not written yet, or caught mid-write
+        return False
 
 
 def free_port() -> int:

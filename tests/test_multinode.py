@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BENCHMARKS, ROOT, free_port
+from conftest import BENCHMARKS, ROOT, checkpoint_registered, free_port
 from pipelines.cli import main
 from pipelines.prepare import PrepareParams, run_prepare
 
@@ -119,7 +119,7 @@ def test_train_across_nodes_survives_losing_one(cluster, tiny_shards, tmp_path, 
 
     def kill_node2_then_replace() -> None:
         deadline = time.time() + 600
-        while time.time() < deadline and len(list((storage / "across").glob("checkpoint_*"))) < 2:
+        while time.time() < deadline and not checkpoint_registered(storage / "across"):
             time.sleep(0.1)
         cluster.kill("node2")
         killed.append("node2")

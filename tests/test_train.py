@@ -1,6 +1,5 @@
 """`srgan train` on a real local Ray cluster with a real MLflow SQLite store."""
 
-import json
 import os
 import signal
 import sys
@@ -17,7 +16,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from ray.train.torch import TorchTrainer
 
-from conftest import BENCHMARKS
+from conftest import BENCHMARKS, checkpoint_registered
 from pipelines import tracking
 from pipelines.train import Job, run_training
 from srgan.checkpoint import load_generator
@@ -72,14 +71,6 @@ def test_rerun_resumes_at_the_right_step(tiny_shards, tmp_path, monkeypatch):
     history = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_metric_history(
         first.metrics["mlflow_run_id"], "train/g_loss")
     assert sorted(m.step for m in history) == [1, 2, 3, 4, 5, 6]
-
-
-def checkpoint_registered(run_dir: Path) -> bool:
-    """True once Ray Train's controller has recorded a checkpoint (a restart then resumes from it)."""
-    try:
-        return bool(json.loads((run_dir / "checkpoint_manager_snapshot.json").read_text())["checkpoint_results"])
-    except (OSError, ValueError, KeyError):  # not written yet, or caught mid-write
-        return False
 
 
 def kill_a_worker_after_a_checkpoint(run_dir: Path, killed: list) -> None:
