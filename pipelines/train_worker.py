@@ -115,19 +115,23 @@ def timed(iterable: Iterable[Any]) -> Iterator[tuple[float, Any]]:
 
 
 class Meter:
-    """Running means of the step logs between two log lines, and the step rate."""
+    """Running means of the step logs between two log lines, and the step rate.
+
+    Device tensors are summed where they are and read back once per log line, so the host never
+    waits for the GPU between steps.
+    """
 
     def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
+        self.sums: dict[str, float | torch.Tensor] = {}
         self.n, self.t0 = 0, time.perf_counter()
 
-    def add(self, logs: dict[str, float]) -> None:
+    def add(self, logs: dict[str, float | torch.Tensor]) -> None:
         for k, v in logs.items():
             self.sums[k] = self.sums.get(k, 0.0) + v
         self.n += 1
 
     def flush(self) -> tuple[dict[str, float], float]:
-        means = {k: v / max(self.n, 1) for k, v in self.sums.items()}
+        means = {k: float(v) / max(self.n, 1) for k, v in self.sums.items()}
         rate = self.n / max(time.perf_counter() - self.t0, 1e-9)
         self.__init__()
         return means, rate
@@ -178,7 +182,7 @@ def _resume(nets: Networks, rank: int) -> dict[str, Any]:
 
 
 def _train_step(nets: Networks, batch: dict[str, torch.Tensor], content: LossFn, cfg: Config,
-                lr: float, device: torch.device) -> dict[str, float]:
+                lr: float, device: torch.device) -> dict[str, float | torch.Tensor]:
     """One G step (and, in phase srgan, one D step) at learning rate `lr` on a batch of uint8 crops."""
     tc = cfg.train
     for opt in _stateful(nets).values():

@@ -2,6 +2,8 @@
 
 The Ray trainer calls these with DDP-wrapped modules; a test calls them with plain ones. Each
 step runs its forward passes under optional bf16 autocast and computes losses in float32.
+Losses come back as detached 0-dim tensors on the batch's device: reading them (`float()`) waits
+for the device, so callers read them when they log, not every step.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def frozen(module: nn.Module) -> Iterator[None]:
 
 def generator_step(g: nn.Module, g_opt: torch.optim.Optimizer, lr: torch.Tensor, hr: torch.Tensor,
                    content: LossFn, d: nn.Module | None = None, adversarial_weight: float = 0.0,
-                   bf16: bool = False) -> tuple[dict[str, float], torch.Tensor]:
+                   bf16: bool = False) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One optimizer step of G on content loss (+ adversarial_weight * -log D(G(lr)) when d is given).
 
     Args:
@@ -42,7 +44,7 @@ def generator_step(g: nn.Module, g_opt: torch.optim.Optimizer, lr: torch.Tensor,
         d: the discriminator, unwrapped (not DDP): it is frozen here and only carries gradient to G.
 
     Returns:
-        The step's losses as floats, and the detached SR batch (B, 3, h*s, w*s) for the D step.
+        The step's losses (detached 0-dim tensors), and the detached SR batch (B, 3, h*s, w*s) for the D step.
     """
     g_opt.zero_grad(set_to_none=True)
     with autocast(lr.device, bf16):
@@ -57,11 +59,11 @@ def generator_step(g: nn.Module, g_opt: torch.optim.Optimizer, lr: torch.Tensor,
     loss.backward()
     g_opt.step()
     logs["g_loss"] = loss.detach()
-    return {k: float(v) for k, v in logs.items()}, sr.detach()
+    return logs, sr.detach()
 
 
 def discriminator_step(d: nn.Module, d_opt: torch.optim.Optimizer, hr: torch.Tensor, sr: torch.Tensor,
-                       bf16: bool = False) -> dict[str, float]:
+                       bf16: bool = False) -> dict[str, torch.Tensor]:
     """One optimizer step of D on BCE(D(hr), 1) + BCE(D(sr), 0).
 
     Real and fake each get their own forward and backward (gradients accumulate), which keeps
@@ -74,8 +76,8 @@ def discriminator_step(d: nn.Module, d_opt: torch.optim.Optimizer, hr: torch.Ten
             logits = d(batch).float()
         loss = adversarial_bce(logits, real=name == "real")
         loss.backward()
-        logs[f"d_{name}_loss"] = float(loss.detach())
-        logs[f"d_{name}_prob"] = float(torch.sigmoid(logits.detach()).mean())
+        logs[f"d_{name}_loss"] = loss.detach()
+        logs[f"d_{name}_prob"] = torch.sigmoid(logits.detach()).mean()
     d_opt.step()
     logs["d_loss"] = logs["d_real_loss"] + logs["d_fake_loss"]
     return logs

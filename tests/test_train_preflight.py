@@ -68,3 +68,15 @@ def test_init_of_another_architecture(fake_shards, tiny_checkpoint, capsys):
                  "--set", "loss.content=mse", "--set", "model.blocks=2", "--set", "model.norm=none") == 2
     err = capsys.readouterr().err
     assert "another architecture" in err and "blocks 1 vs 2" in err and "norm batch vs none" in err
+
+
+def test_meter_reads_device_losses_back_only_when_flushed():
+    from pipelines.train_worker import Meter
+
+    meter = Meter()
+    for loss in (0.5, 1.5):
+        meter.add({"g_loss": torch.tensor(loss), "lr": 1e-4})
+    assert isinstance(meter.sums["g_loss"], torch.Tensor)  # summed where it lives, not read per step
+    means, rate = meter.flush()
+    assert means == {"g_loss": 1.0, "lr": 1e-4} and all(type(v) is float for v in means.values()) and rate > 0
+    assert meter.flush()[0] == {}
