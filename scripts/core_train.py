@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from srgan.checkpoint import load_generator, read_meta, save_checkpoint
-from srgan.config import Config, PhaseConfig, from_dict, lr_at
+from srgan.config import Config, PhaseConfig, for_device, from_dict, lr_at
 from srgan.evaluate import IMAGE_SUFFIXES, evaluate_set
 from srgan.images import ImageError, load_image
 from srgan.inference import upscale
@@ -104,12 +104,12 @@ def train_phase(phase: str, g, cfg: Config, batches: Batches, seconds: float, lr
         set_lr(g_opt, lr_now)
         lr_img, hr_img = batches()
         if d is None:
-            logs, _ = generator_step(g, g_opt, lr_img, hr_img, content, bf16=True)
+            logs, _ = generator_step(g, g_opt, lr_img, hr_img, content, bf16=cfg.train.bf16)
         else:
             set_lr(d_opt, lr_now)
             logs, sr = generator_step(g, g_opt, lr_img, hr_img, content, d=d,
-                                      adversarial_weight=cfg.loss.adversarial_weight, bf16=True)
-            logs |= discriminator_step(d, d_opt, hr_img, sr, bf16=True)
+                                      adversarial_weight=cfg.loss.adversarial_weight, bf16=cfg.train.bf16)
+            logs |= discriminator_step(d, d_opt, hr_img, sr, bf16=cfg.train.bf16)
         step += 1
         if not schedule.steps and step == 100:
             rate = step / (time.perf_counter() - start)
@@ -120,7 +120,7 @@ def train_phase(phase: str, g, cfg: Config, batches: Batches, seconds: float, lr
         total = schedule.steps
         if total and (step % max(1, total // 10) == 0 or step == total):
             entry = {"phase": phase, "step": step, "seconds": round(time.perf_counter() - start, 1), "lr": lr_now,
-                     **{k: round(v, 5) for k, v in logs.items()},
+                     **{k: round(float(v), 5) for k, v in logs.items()},
                      **{f"val_{k}": v for k, v in validate(g, val).items()}}
             log.append(entry)
             print(json.dumps(entry), flush=True)
@@ -136,6 +136,8 @@ def main() -> None:
     p.add_argument("--srresnet-seconds", type=float, default=300)
     p.add_argument("--srgan-seconds", type=float, default=150)
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction,
+                   help="bf16 autocast (default: `train.bf16`'s device default, on for CPU, off for GPU)")
     args = p.parse_args()
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -143,12 +145,14 @@ def main() -> None:
     torch.manual_seed(0)
     meta = read_meta(args.init)
     base = from_dict(meta["config"])
-    cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, batch_size=args.batch))
+    cfg = for_device(dataclasses.replace(base, train=dataclasses.replace(base.train, batch_size=args.batch,
+                                                                         bf16=args.bf16)), gpu=device.type == "cuda")
     t0 = time.perf_counter()
     tiles = load_tiles(args.data)  # worker processes forked before CUDA starts in this one
     batches = Batches(*tiles, args.batch, cfg.model.hr_crop, device, seed=0)
     summary = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-               "torch": torch.__version__, "init": str(args.init), "init_step": meta.get("step"), "batch": args.batch}
+               "torch": torch.__version__, "init": str(args.init), "init_step": meta.get("step"), "batch": args.batch,
+               "bf16": cfg.train.bf16}
     print(json.dumps(summary), flush=True)
     summary["tiles"], summary["load_s"] = len(batches.hr), round(time.perf_counter() - t0, 1)
 

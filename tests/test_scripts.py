@@ -28,6 +28,7 @@ def test_core_train_runs_both_phases_and_writes_loadable_checkpoints(tmp_path):
     assert "skipped: " in run.stdout and "broken.png" in run.stdout
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["tiles"] > 0 and summary["srgan_content"] == "mse"  # no VGG19 weights here
+    assert summary["bf16"] is True  # the device default on a CPU, over the tiny preset's off
     assert [e["phase"] for e in summary["log"]] == ["srresnet", "srgan"]  # 100 probe steps each, then done
     srresnet, srgan = read_meta(tmp_path / "out" / "srresnet"), read_meta(tmp_path / "out" / "srgan")
     assert (srresnet["phase"], srresnet["step"], srgan["phase"], srgan["step"]) == ("srresnet", 104, "srgan", 100)
