@@ -69,7 +69,8 @@ def ray_session():
     import ray
 
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")  # report() costs ~2 s otherwise
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
+             runtime_env={"worker_process_setup_hook": "pipelines.cluster.without_dashboard"})
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
     ray.shutdown()
