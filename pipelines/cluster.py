@@ -12,6 +12,9 @@ from pipelines import storage
 
 log = logging.getLogger(__name__)
 
+# Worker set-up for a local Ray (see without_dashboard); the tests' Ray session uses it too.
+LOCAL_RUNTIME_ENV = {"worker_process_setup_hook": "pipelines.cluster.without_dashboard"}
+
 
 def ensure_ray() -> None:
     """Join the cluster RAY_ADDRESS names, or start a local one (without the dashboard, whose
@@ -24,7 +27,7 @@ def ensure_ray() -> None:
         # Idle workers live on: with the default 1 s, the worker of each data task that feeds training
         # was killed and a new one started (about 1.5 s of CPU each) every few seconds on a 2-core node.
         ray.init(logging_level=logging.WARNING, include_dashboard=False,
-                 runtime_env={"worker_process_setup_hook": "pipelines.cluster.without_dashboard"},
+                 runtime_env=LOCAL_RUNTIME_ENV,
                  _system_config={"idle_worker_killing_time_threshold_ms": 600_000})
 
 

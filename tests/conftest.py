@@ -68,9 +68,11 @@ def ray_session():
     """One local Ray instance for the whole test session (2 CPUs, no dashboard), shut down at the end."""
     import ray
 
+    from pipelines.cluster import LOCAL_RUNTIME_ENV
+
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")  # report() costs ~2 s otherwise
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
-             runtime_env={"worker_process_setup_hook": "pipelines.cluster.without_dashboard"})
+             runtime_env=LOCAL_RUNTIME_ENV)
     ray.data.DataContext.get_current().enable_progress_bars = False
     yield ray
     ray.shutdown()
