@@ -19,7 +19,8 @@ USER_ERRORS = (UsageError, ConfigError, CheckpointError, ImageError, ShardError,
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    from pipelines import demo, evaluate, prepare, serve, submit, train, upscale
+    from pipelines import prepare, serve, train
+    from pipelines.commands import demo, evaluate, submit, upscale
 
     parser = argparse.ArgumentParser(prog="srgan", description="SRGAN super-resolution on Ray.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and tracebacks of errors")

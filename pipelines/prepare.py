@@ -32,8 +32,8 @@ import ray
 
 from pipelines import UsageError, code_version, shards, storage
 from pipelines.cluster import NotOnThisNode, ensure_ray, warn_if_local
+from srgan.crops import crop_to_multiple, tile_pairs
 from srgan.images import DEFAULT_MAX_PIXELS, UNREADABLE, ImageError, decode_image
-from srgan.tiles import crop_to_multiple, tile_pairs
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ray import serve
 from ray.serve import Application
 
-from pipelines.models import MODEL_HELP, load_model
+from pipelines.model_uri import MODEL_HELP, load_model
 from srgan import images
 from srgan.bicubic import imresize
 from srgan.images import Decoded, ImageError, decode_image, encode_image

@@ -24,7 +24,7 @@ from ray.data._internal.execution.execution_callback import ExecutionCallback  #
 
 from pipelines import storage
 from pipelines.cluster import NotOnThisNode
-from srgan.tiles import random_crops
+from srgan.crops import random_crops
 
 FORMAT = "srgan-shards/1"
 MANIFEST = "manifest.json"

@@ -21,11 +21,11 @@ from ray.train.torch import TorchTrainer
 
 from pipelines import shards, storage, tracking
 from pipelines.cluster import ensure_ray, warn_if_local
-from pipelines.models import checkpoint_folder, portable
+from pipelines.model_uri import checkpoint_folder, portable
 from pipelines.train_worker import train_loop_per_worker
+from srgan.benchmarks import set_layout
 from srgan.checkpoint import CheckpointError, model_config
 from srgan.config import PRESETS, Config, ConfigError, for_device, load_config, to_dict
-from srgan.evaluate import set_layout
 from srgan.losses import vgg_weights_path
 
 log = logging.getLogger(__name__)

@@ -27,9 +27,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from pipelines.cluster import NotOnThisNode
+from srgan.benchmarks import comparison_grid, evaluate_set, load_pair, set_layout
 from srgan.checkpoint import D_WEIGHTS, G_WEIGHTS, load_generator, load_training_state, save_checkpoint
 from srgan.config import Config, from_dict, lr_at
-from srgan.evaluate import comparison_grid, evaluate_set, load_pair, set_layout
 from srgan.inference import upscale
 from srgan.losses import LossFn, content_loss, pixel_loss
 from srgan.models import Discriminator, Generator
@@ -69,7 +69,7 @@ def build_networks(cfg: Config, phase: str, init: str | None, tracking_uri: str 
     on its own, each with its own Adam."""
     g = Generator(cfg.model)
     if init:
-        from pipelines.models import checkpoint_folder
+        from pipelines.model_uri import checkpoint_folder
 
         g.load_state_dict(load_generator(checkpoint_folder(init, tracking_uri)).state_dict())
     g = _prepare(g, cfg)

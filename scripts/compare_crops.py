@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from srgan import SHIPPED_MODELS
+from srgan.benchmarks import load_pair, set_layout
 from srgan.bicubic import imresize
 from srgan.checkpoint import load_generator
-from srgan.evaluate import load_pair, set_layout
 from srgan.images import save_image
 from srgan.inference import upscale
 

@@ -2,7 +2,7 @@
 
 The project's GPU runs were made on a lent machine with no network, where PyTorch was present and
 Ray was not; this script runs the same core pieces `srgan train` runs on each Ray worker (tiles
-from `srgan.tiles`, `generator_step` / `discriminator_step`, the checkpoint format), timed by
+from `srgan.crops`, `generator_step` / `discriminator_step`, the checkpoint format), timed by
 wall clock rather than by step count, and writes checkpoints that `srgan train --init`,
 `srgan evaluate` and `srgan serve` take as they are.
 
@@ -26,15 +26,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from srgan.benchmarks import IMAGE_SUFFIXES, evaluate_set
 from srgan.checkpoint import load_generator, read_meta, save_checkpoint
 from srgan.config import Config, PhaseConfig, for_device, from_dict, lr_at
-from srgan.evaluate import IMAGE_SUFFIXES, evaluate_set
+from srgan.crops import random_crops, tile_pairs
 from srgan.images import ImageError, load_image
 from srgan.inference import upscale
 from srgan.losses import VGGWeightsError, content_loss, pixel_loss, vgg_weights_path
 from srgan.models import Discriminator
 from srgan.steps import discriminator_step, generator_step
-from srgan.tiles import random_crops, tile_pairs
 
 SCALE, TILE = 4, 128
 

@@ -39,7 +39,7 @@ def inputs() -> list[bytes]:
 
 
 def direct_rate(model: str, images: list[bytes], seconds: float, bf16: bool) -> float:
-    from pipelines.models import load_model
+    from pipelines.model_uri import load_model
     from srgan.images import decode_image, encode_image
     from srgan.inference import upscale_image
 

@@ -30,7 +30,7 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import ROOT, SHARED
+from helpers import ROOT, SHARED
 
 # Ray's and mlflow's own deprecation warnings on import (pydantic, SQLAlchemy): not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -14,9 +14,9 @@ import numpy as np
 from tqdm import tqdm
 
 from srgan.bicubic import imresize
+from srgan.crops import crop_to_multiple
 from srgan.images import decode_image, load_image, read_bytes, save_image
 from srgan.metrics import crop_to_lr, psnr, rgb_to_gray, ssim
-from srgan.tiles import crop_to_multiple
 
 log = logging.getLogger(__name__)
 

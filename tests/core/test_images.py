@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import bomb_png, encode
+from helpers import bomb_png, encode
 from srgan import images
 from srgan.images import ImageError, decode_image, encode_image, load_image
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from srgan.evaluate import bicubic_upscaler, evaluate_set
+from srgan.benchmarks import bicubic_upscaler, evaluate_set
 from srgan.metrics import psnr, rgb_to_gray, rgb_to_y, ssim
 
 PUBLISHED = {"Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027)}

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from conftest import DATA, bomb_png, encode
+from helpers import DATA, bomb_png, encode
 from pipelines import shards
 from pipelines.cli import main
 from pipelines.prepare import PrepareParams, expand_inputs, run_prepare, split_of

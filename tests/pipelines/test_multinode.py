@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BENCHMARKS, ROOT, checkpoint_registered, free_port
+from helpers import BENCHMARKS, ROOT, checkpoint_registered, free_port
 from pipelines.cli import main
 from pipelines.prepare import PrepareParams, run_prepare
 

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import torch
 
-from conftest import BENCHMARKS, ROOT
+from helpers import BENCHMARKS, ROOT
 from srgan.checkpoint import load_generator, read_meta, save_checkpoint
 from srgan.config import load_config
 from srgan.models import Generator

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from srgan.bicubic import imresize
+from srgan.crops import random_crops, tile_pairs, tile_starts
 from srgan.metrics import psnr
-from srgan.tiles import random_crops, tile_pairs, tile_starts
 
 
 def test_tile_starts_cover_and_end_flush():

@@ -94,8 +94,8 @@ def _pipeline(out: Path, steps: int) -> dict:
 
 
 def _evaluate(checkpoint: str, out: Path) -> dict:
+    from srgan.benchmarks import bicubic_upscaler, comparison_grid, evaluate_set, load_pair
     from srgan.checkpoint import load_generator
-    from srgan.evaluate import bicubic_upscaler, comparison_grid, evaluate_set, load_pair
     from srgan.images import save_image
     from srgan.inference import upscale
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from conftest import free_port
+from helpers import free_port
 from pipelines import tracking
 from pipelines.train import Job, run_training
 from srgan.checkpoint import load_generator

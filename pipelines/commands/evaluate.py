@@ -8,9 +8,9 @@ from functools import partial
 from pathlib import Path
 
 from pipelines import UsageError
-from pipelines.models import MODEL_HELP, load_model
+from pipelines.model_uri import MODEL_HELP, load_model
 from srgan import ASSETS
-from srgan.evaluate import bicubic_upscaler, evaluate_set
+from srgan.benchmarks import bicubic_upscaler, evaluate_set
 from srgan.inference import upscale
 
 

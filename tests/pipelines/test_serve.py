@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import BENCHMARKS, bomb_png, encode, free_port
+from helpers import BENCHMARKS, bomb_png, encode, free_port
 from srgan.checkpoint import save_checkpoint
 from srgan.config import load_config
 from srgan.images import Decoded, decode_image, load_image

@@ -8,9 +8,9 @@ import pytest
 
 from pipelines.cli import main
 from srgan import ASSETS, SHIPPED_MODELS
+from srgan.benchmarks import load_pair, set_layout
 from srgan.checkpoint import load_generator, save_checkpoint
 from srgan.config import load_config
-from srgan.evaluate import load_pair, set_layout
 from srgan.inference import upscale
 from srgan.metrics import rgb_to_y
 from srgan.models import Generator

@@ -16,7 +16,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from ray.train.torch import TorchTrainer
 
-from conftest import BENCHMARKS, checkpoint_registered
+from helpers import BENCHMARKS, checkpoint_registered
 from pipelines import tracking
 from pipelines.train import Job, run_training
 from srgan.checkpoint import load_generator

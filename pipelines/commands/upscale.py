@@ -9,8 +9,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipelines.models import MODEL_HELP, load_model
-from srgan.evaluate import IMAGE_SUFFIXES
+from pipelines.model_uri import MODEL_HELP, load_model
+from srgan.benchmarks import IMAGE_SUFFIXES
 from srgan.images import ImageError, decode_image, encode_image, read_bytes
 from srgan.inference import upscale_image
 
