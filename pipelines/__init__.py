@@ -6,9 +6,10 @@ import subprocess
 from pathlib import Path
 
 import srgan
+from srgan import UserError
 
 
-class UsageError(ValueError):
+class UsageError(UserError):
     """A command line that cannot work as given; the CLI prints it as one line."""
 
 

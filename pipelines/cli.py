@@ -1,4 +1,4 @@
-"""The `srgan` command: one CLI, one subcommand per job, each in its own module."""
+"""The `srgan` command: one CLI, one subcommand per job, each in pipelines/commands/."""
 
 from __future__ import annotations
 
@@ -6,22 +6,14 @@ import argparse
 import logging
 import sys
 
-from pipelines import UsageError
-from pipelines.shards import ShardError
-from srgan.checkpoint import CheckpointError
-from srgan.config import ConfigError
-from srgan.images import ImageError
-from srgan.losses import VGGWeightsError
+from pipelines.commands import demo, evaluate, prepare, serve, submit, train, upscale
+from srgan import UserError
 
 # Errors that mean "the user's input is wrong": printed as one line, exit code 2.
-USER_ERRORS = (UsageError, ConfigError, CheckpointError, ImageError, ShardError, VGGWeightsError,
-               FileNotFoundError, FileExistsError, NotADirectoryError)
+USER_ERRORS = (UserError, FileNotFoundError, FileExistsError, NotADirectoryError)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    from pipelines import prepare, serve, train
-    from pipelines.commands import demo, evaluate, submit, upscale
-
     parser = argparse.ArgumentParser(prog="srgan", description="SRGAN super-resolution on Ray.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -19,9 +19,6 @@ from srgan import SHIPPED_MODELS
 from srgan.checkpoint import CheckpointError, load_generator
 from srgan.models import Generator
 
-MODEL_HELP = ("'default' (shipped SRResNet), 'srgan' (shipped SRGAN), a checkpoint folder or URI, or "
-              "models:/NAME@ALIAS (default: %(default)s)")
-
 
 def checkpoint_folder(spec: str, tracking_uri: str | None = None) -> Path:
     """A local folder holding the checkpoint `spec` names (downloaded if it is remote)."""

@@ -1,4 +1,4 @@
-"""`srgan prepare`: Ray Data turns an HR image corpus into aligned LR/HR tile shards.
+"""The `srgan prepare` job: Ray Data turns an HR image corpus into aligned LR/HR tile shards.
 
     list inputs (driver) -> groups of N image URIs -> Ray Data map, one task per group:
         read bytes -> decode and validate (core loader) -> crop to a multiple of scale
@@ -13,16 +13,14 @@ group index, so a re-run with the same inputs writes identical files.
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import glob
 import hashlib
 import json
 import logging
-import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,10 +28,11 @@ from typing import Any
 import pyarrow.fs as pafs
 import ray
 
-from pipelines import UsageError, code_version, shards, storage
+from pipelines import code_version, shards, storage
 from pipelines.cluster import NotOnThisNode, ensure_ray, warn_if_local
+from pipelines.settings import PrepareParams
 from srgan.crops import crop_to_multiple, tile_pairs
-from srgan.images import DEFAULT_MAX_PIXELS, UNREADABLE, ImageError, decode_image
+from srgan.images import UNREADABLE, ImageError, decode_image
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +42,6 @@ TOO_SMALL, FLAT, ERROR, NOT_FOUND = "too_small", "flat", "error", "not_found"
 
 class PrepareError(RuntimeError):
     """The job as a whole cannot go on (nothing to read, nothing usable, output in the way)."""
-
-
-@dataclass(frozen=True)
-class PrepareParams:
-    scale: int = 4
-    tile: int = 128
-    stride: int = 128
-    val_fraction: float = 0.01
-    min_std: float = 0.0
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    images_per_shard: int = 64  # per task: larger amortizes Ray's per-task cost (bench_prepare.py)
-
-    def check(self) -> None:
-        if self.scale not in (2, 4, 8):
-            raise UsageError(f"--scale must be 2, 4 or 8, got {self.scale}")
-        if self.tile % self.scale or self.stride % self.scale or self.stride <= 0:
-            raise UsageError(f"--tile {self.tile} and --stride {self.stride} must be positive multiples of "
-                             f"--scale {self.scale}")
-        if not 0 <= self.val_fraction < 1:
-            raise UsageError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
 
 
 # ---------------------------------------------------------------- listing (driver)
@@ -195,7 +174,6 @@ def _clear_output(out: str, overwrite: bool) -> None:
 
 def run_prepare(inputs: list[str], out: str, params: PrepareParams, overwrite: bool = False) -> dict[str, Any]:
     """Run the whole job; returns the manifest (also written to OUT/manifest.json)."""
-    params.check()
     start = time.time()
     out = storage.normalize(out)
     _clear_output(out, overwrite)
@@ -233,55 +211,3 @@ def _manifest(inputs: list[str], params: PrepareParams, uris: list[str], skipped
         "skipped": skipped, "shards": written, "content_hash": shards.content_hash(written),
         "duration_s": round(duration, 2),
     }
-
-
-def summary_table(m: dict[str, Any], out: str) -> str:
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted(m["skip_reasons"].items()))
-    rate = m["images_processed"] / max(m["duration_s"], 1e-9)
-    rows = [("inputs found", m["inputs_found"]),
-            ("images processed", m["images_processed"]),
-            ("skipped", f"{m['images_skipped']}" + (f"  ({reasons})" if reasons else "")),
-            ("tiles train / val", f"{m['tiles']['train']} / {m['tiles']['val']}"),
-            ("flat tiles dropped", m["flat_tiles_dropped"]),
-            ("shards", len(m["shards"])),
-            ("content hash", m["content_hash"][:16]),
-            ("duration", f"{m['duration_s']:.1f} s  ({rate:.1f} images/s)"),
-            ("manifest", storage.join(out, shards.MANIFEST))]
-    return "\n".join(f"{k:<20}{v}" for k, v in rows)
-
-
-# ---------------------------------------------------------------- CLI
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    d = PrepareParams()
-    p = sub.add_parser("prepare", help="HR image corpus -> LR/HR tile shards (Ray Data)",
-                       description="Tile a corpus of HR images into aligned LR/HR pairs in Parquet shards, "
-                                   "with a manifest that accounts for every input.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="folders (recursive), globs, .txt/.lst files listing paths, or URIs (s3://, gs://, file://)")
-    p.add_argument("--out", required=True, help="output folder or URI")
-    p.add_argument("--scale", type=int, default=d.scale, help="downscaling factor (default: %(default)s)")
-    p.add_argument("--tile", type=int, default=d.tile, help="HR tile side in px (default: %(default)s)")
-    p.add_argument("--stride", type=int, default=d.stride, help="HR tile step in px (default: %(default)s)")
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction,
-                   help="share of source images held out for validation (default: %(default)s)")
-    p.add_argument("--min-std", type=float, default=d.min_std,
-                   help="drop HR tiles whose pixel std is below this, 0-255 scale (default: %(default)s)")
-    p.add_argument("--max-pixels", type=int, default=d.max_pixels,
-                   help="refuse images with more pixels than this (default: %(default)s)")
-    p.add_argument("--images-per-shard", type=int, default=d.images_per_shard,
-                   help="source images per task and per shard file (default: %(default)s)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing shard folder")
-    p.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    params = PrepareParams(scale=args.scale, tile=args.tile, stride=args.stride, val_fraction=args.val_fraction,
-                           min_std=args.min_std, max_pixels=args.max_pixels, images_per_shard=args.images_per_shard)
-    try:
-        manifest = run_prepare(args.inputs, args.out, params, args.overwrite)
-    except PrepareError as e:
-        print(f"srgan prepare: error: {e}", file=sys.stderr)
-        return 1
-    print(summary_table(manifest, storage.normalize(args.out)))
-    return 0

@@ -1,7 +1,7 @@
-"""`srgan serve`: the generator behind a Ray Serve HTTP endpoint.
+"""The Ray Serve application: the generator behind an HTTP endpoint (`srgan serve` starts it).
 
 `pipelines.serve:app` is an application builder (Serve config files, `serve run` and the
-RayService manifest all use that import path; its `args` are the `Settings` fields).
+RayService manifest all use that import path; its `args` are the `ServeSettings` fields).
 
     POST /v1/upscale?format=png|jpeg|webp&quality=1..100[&method=sr|bicubic]
          body: the image (raw bytes with its content type, or multipart/form-data field `file`)
@@ -14,12 +14,10 @@ concurrency. Every bad input gets a 4xx JSON error {"error": code, "detail": mes
 """
 
 
-import argparse
 import asyncio
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +26,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ray import serve
 from ray.serve import Application
 
-from pipelines.model_uri import MODEL_HELP, load_model
+from pipelines.model_uri import load_model
+from pipelines.settings import ServeSettings
 from srgan import images
 from srgan.bicubic import imresize
 from srgan.images import Decoded, ImageError, decode_image, encode_image
@@ -42,31 +41,6 @@ FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 STATUS = {images.EMPTY: 400, images.CORRUPT: 400, images.UNREADABLE: 400, images.NOT_AN_IMAGE: 415,
           images.MULTI_FRAME: 415, images.UNSUPPORTED: 415, images.TOO_MANY_PIXELS: 413}
 RAW_TYPES = ("image/", "application/octet-stream")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """A replica's settings: the Serve config's `args`, or `srgan serve` flags."""
-
-    model: str = "default"  # "default", "srgan", a checkpoint folder/URI, or models:/NAME@ALIAS
-    tile: int = 128  # LR px per tile core
-    pad: int = 24  # LR px of context around each core
-    bf16: bool = False
-    max_body_mb: float = 20.0
-    max_pixels: int = 4_000_000  # input pixels; the output has scale^2 times as many
-    max_batch_size: int = 8
-    tracking_uri: str | None = None
-
-    @classmethod
-    def from_args(cls, args: dict[str, Any]) -> "Settings":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(args) - known)
-        if unknown:
-            raise ValueError(f"unknown serve args {unknown}; known: {sorted(known)}")
-        # `serve run pipelines.serve:app tile=64` passes strings; a config file passes YAML values.
-        casts = {"tile": int, "pad": int, "max_pixels": int, "max_batch_size": int, "max_body_mb": float,
-                 "bf16": lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes")}
-        return cls(**{k: casts.get(k, lambda v: v)(v) for k, v in args.items()})
 
 
 class HTTPError(Exception):
@@ -144,7 +118,7 @@ def _query(request: Request) -> tuple[str, int, str]:
 @serve.ingress(api)
 class Upscaler:
     def __init__(self, settings: dict[str, Any]):
-        self.settings = Settings(**settings)
+        self.settings = ServeSettings(**settings)
         self.g = load_model(self.settings.model, self.settings.tracking_uri)
         self.scale = self.g.scale
         self._infer.set_max_batch_size(self.settings.max_batch_size)
@@ -206,45 +180,5 @@ class Upscaler:
 
 
 def app(args: dict[str, Any] | None = None) -> Application:
-    """The application builder behind `pipelines.serve:app`; `args` are `Settings` fields."""
-    return Upscaler.bind(asdict(Settings.from_args(args or {})))
-
-
-# ---------------------------------------------------------------- CLI
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="run the upscaling endpoint (Ray Serve)",
-                       description="Serve the generator over HTTP; binds to 127.0.0.1 unless told otherwise.")
-    p.add_argument("--model", default="default",
-                   help=MODEL_HELP)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
-    p.add_argument("--config", type=Path, help="a Serve config YAML (as `serve deploy` takes); its first "
-                                                "application's args and deployment settings are used")
-    p.add_argument("--tile", type=int, default=Settings.tile, help="LR tile side (default: %(default)s)")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast for inference")
-    p.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    from pipelines.cluster import ensure_ray
-
-    target = _from_config(args.config) if args.config else app({"model": args.model, "tile": args.tile,
-                                                                 "bf16": args.bf16})
-    ensure_ray()
-    serve.start(http_options={"host": args.host, "port": args.port})
-    log.info("serving on http://%s:%d/ (Ctrl-C to stop)", args.host, args.port)
-    serve.run(target, name="srgan", route_prefix="/", blocking=True)
-    return 0
-
-
-def _from_config(path: Path) -> Application:
-    """The first application of a Serve config file, with its deployment settings applied."""
-    import yaml
-    from ray.serve.schema import ServeDeploySchema
-
-    spec = ServeDeploySchema.parse_obj(yaml.safe_load(path.read_text())).applications[0]
-    options: dict[str, Any] = {}
-    for d in spec.deployments:
-        options |= d.dict(exclude_unset=True, exclude={"name"})
-    return Upscaler.options(**options).bind(asdict(Settings.from_args(spec.args)))
+    """The application builder behind `pipelines.serve:app`; `args` are `ServeSettings` fields."""
+    return Upscaler.bind(asdict(ServeSettings.from_args(args or {})))

@@ -18,7 +18,6 @@ from mlflow.tracking import MlflowClient
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 MODEL_ARTIFACT = "model"  # artifact folder of the logged model; the checkpoint sits under it
-REGISTERED_MODEL = "srgan-generator"
 
 
 def tracking_uri(uri: str | None = None) -> str:
@@ -52,6 +51,15 @@ def start_run(uri: str, experiment_id: str, run_name: str, run_id: str | None) -
     mlflow.set_tracking_uri(uri)
     run = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id, run_name=run_name)
     return run.info.run_id
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Nested params (the resolved config) as flat `section.key` params."""
+    mlflow.log_params(flatten(params))
+
+
+def end_run() -> None:
+    mlflow.end_run()
 
 
 def log_metrics(metrics: dict[str, float], step: int) -> None:

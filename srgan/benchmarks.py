@@ -15,13 +15,12 @@ from tqdm import tqdm
 
 from srgan.bicubic import imresize
 from srgan.crops import crop_to_multiple
-from srgan.images import decode_image, load_image, read_bytes, save_image
+from srgan.images import IMAGE_SUFFIXES, decode_image, load_image, read_bytes, save_image
 from srgan.metrics import crop_to_lr, psnr, rgb_to_gray, ssim
 
 log = logging.getLogger(__name__)
 
 Upscaler = Callable[[np.ndarray], np.ndarray]  # uint8 LR (h, w, 3) -> uint8 SR (h*s, w*s, 3)
-IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"}
 
 
 def bicubic_upscaler(scale: int) -> Upscaler:

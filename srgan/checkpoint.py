@@ -19,7 +19,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from srgan.config import Config, ConfigError, ModelConfig, from_dict, to_dict
+from srgan import UserError
+from srgan.config import Config, ConfigError, ModelConfig, from_dict, read_document, to_dict
 from srgan.models import Discriminator, Generator
 
 FORMAT = "srgan-checkpoint/1"
@@ -27,7 +28,7 @@ G_WEIGHTS, D_WEIGHTS, CONFIG, STATE = ("generator.safetensors", "discriminator.s
                                        "config.json", "training_state.pt")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint that is missing, incomplete or does not fit the model asked for."""
 
 
@@ -53,15 +54,7 @@ def save_checkpoint(folder: str | Path, g: nn.Module, cfg: Config, d: nn.Module 
 def read_meta(folder: str | Path) -> dict[str, Any]:
     """The checkpoint's config.json as a dict; raises CheckpointError naming the folder."""
     path = Path(folder) / CONFIG
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError as e:
-        raise CheckpointError(f"{folder}: not a checkpoint (no {CONFIG})") from e
-    except (OSError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: unreadable checkpoint config ({e})") from e
-    if doc.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: unknown checkpoint format {doc.get('format')!r}, expected {FORMAT}")
-    return doc
+    return read_document(path.read_bytes, str(path), FORMAT, CheckpointError, f"not a checkpoint (no {CONFIG})")
 
 
 def model_config(folder: str | Path) -> ModelConfig:

@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import json
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from srgan import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A config key or value that does not fit the schema."""
+
+
+PHASES = ("srresnet", "srgan")  # SRResNet (pixel loss), then SRGAN (content + adversarial) from it
 
 
 @dataclass(frozen=True)
@@ -45,15 +52,15 @@ class LossConfig:
 @dataclass(frozen=True)
 class PhaseConfig:
     steps: int = 1000
-    lr: float = 1e-4
-    lr_milestones: tuple[int, ...] = ()  # steps at which lr is multiplied by lr_gamma
-    lr_gamma: float = 0.1
+    learning_rate: float = 1e-4
+    milestones: tuple[int, ...] = ()  # steps at which the learning rate is multiplied by gamma
+    gamma: float = 0.1
 
 
-def lr_at(pc: PhaseConfig, step: int) -> float:
-    """The step schedule: lr * gamma^(milestones passed). A function of the step alone, so a
-    resumed run follows the schedule of its current config."""
-    return pc.lr * pc.lr_gamma ** bisect.bisect_right(sorted(pc.lr_milestones), step)
+def learning_rate_at(pc: PhaseConfig, step: int) -> float:
+    """The step schedule: learning_rate * gamma^(milestones passed). A function of the step alone, so
+    a resumed run follows the schedule of its current config."""
+    return pc.learning_rate * pc.gamma ** bisect.bisect_right(sorted(pc.milestones), step)
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     srresnet: PhaseConfig = field(default_factory=lambda: PhaseConfig(steps=1_000_000))
-    srgan: PhaseConfig = field(default_factory=lambda: PhaseConfig(steps=200_000, lr_milestones=(100_000,)))
+    srgan: PhaseConfig = field(default_factory=lambda: PhaseConfig(steps=200_000, milestones=(100_000,)))
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -91,7 +98,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train": {"batch_size": 4, "log_every": 1, "val_every": 2, "checkpoint_every": 2,
                   "bf16": False, "channels_last": False},
         "srresnet": {"steps": 4},
-        "srgan": {"steps": 4, "lr_milestones": [2]},
+        "srgan": {"steps": 4, "milestones": [2]},
     },
 }
 
@@ -111,18 +118,28 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
         return tuple(_coerce(v, typing.get_args(typ)[0], key) for v in value)
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if typ is float and isinstance(value, str):
-        try:  # YAML 1.1 reads "1e-4" as a string
-            return float(value)
-        except ValueError:
-            pass
+    if typ in (int, float, bool) and isinstance(value, str):
+        # `serve run pipelines.serve:app tile=64` passes every value as a string; YAML 1.1 reads "1e-4" as one
+        value = _parse_scalar(value, typ, key)
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
         raise ConfigError(f"{key}: expected {typ.__name__}, got {value!r}")
     return value
 
 
-def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
-    """Build dataclass `cls` from its defaults updated by the nested dict `values`."""
+_BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def _parse_scalar(text: str, typ: type, key: str) -> Any:
+    try:
+        return _BOOLS[text.strip().lower()] if typ is bool else typ(text.strip())
+    except (KeyError, ValueError):
+        raise ConfigError(f"{key}: expected {typ.__name__}, got {text!r}") from None
+
+
+def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    """Build the dataclass `cls` from its defaults updated by the nested dict `values`, each value
+    checked against its field's type: the one way settings are made (train config, prepare
+    parameters, serve settings). Raises ConfigError naming `prefix` + the key."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
@@ -137,7 +154,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
             if not isinstance(value, dict):
                 raise ConfigError(f"{key}: expected a mapping, got {value!r}")
             merged = {**to_dict(getattr(base, name)), **value}
-            kwargs[name] = _build(typ, merged, key + ".")
+            kwargs[name] = build(typ, merged, key + ".")
         else:
             kwargs[name] = _coerce(value, typ, key)
     return dataclasses.replace(base, **kwargs)
@@ -170,8 +187,25 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return out
 
 
+def read_document(read: Callable[[], bytes], name: str, fmt: str, error: type[UserError],
+                  missing: str) -> dict[str, Any]:
+    """Read one of the project's JSON documents (a checkpoint's config.json, a shard folder's
+    manifest.json) and check its "format". `read()` returns the bytes; a missing file (`missing`
+    says what that means), bad JSON or another format raises `error` naming `name`."""
+    try:
+        doc = json.loads(read())
+    except FileNotFoundError as e:
+        raise error(f"{name}: {missing}") from e
+    except (OSError, ValueError) as e:
+        raise error(f"{name}: unreadable ({e})") from e
+    found = doc.get("format") if isinstance(doc, dict) else None
+    if found != fmt:
+        raise error(f"{name}: format {found!r}, expected {fmt}")
+    return doc
+
+
 def from_dict(values: dict[str, Any]) -> Config:
-    return _build(Config, values)
+    return build(Config, values)
 
 
 def for_device(cfg: Config, gpu: bool) -> Config:

@@ -15,14 +15,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from srgan import UserError
+
 DEFAULT_MAX_PIXELS = 50_000_000  # about a 8K x 6K photo; larger is refused as a possible bomb
+IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"}  # what a folder scan picks up
 
 # Why an image was refused; callers map these to HTTP codes or manifest reasons.
 EMPTY, UNREADABLE, NOT_AN_IMAGE, CORRUPT, TOO_MANY_PIXELS, MULTI_FRAME, UNSUPPORTED = (
     "empty", "unreadable", "not_an_image", "corrupt", "too_many_pixels", "multi_frame", "unsupported")
 
 
-class ImageError(ValueError):
+class ImageError(UserError):
     """An input that cannot be used as an image; `reason` is one of the codes above."""
 
     def __init__(self, name: str, problem: str, reason: str):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from torch import nn
@@ -9,8 +11,12 @@ from torch import nn
 from srgan.bicubic import imresize
 from srgan.images import Decoded
 from srgan.metrics import rgb_to_gray
-from srgan.steps import autocast
 from srgan.tiling import upscale_tiled
+
+
+def autocast(device: torch.device | str, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CPU or CUDA when `enabled`, otherwise a no-op."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
 
 
 @torch.inference_mode()

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
-from torchvision.models import vgg
 
+from srgan import UserError
 from srgan.config import LossConfig
 
 # vgg19.features index just after the ReLU of conv2_2 / conv5_4 (slice end, exclusive).
@@ -25,7 +25,7 @@ VGG_RESCALE = 1 / 12.75  # the paper's feature rescaling, to bring the loss to M
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-class VGGWeightsError(RuntimeError):
+class VGGWeightsError(UserError):
     """ImageNet VGG19 weights were asked for and are not available."""
 
 
@@ -69,6 +69,8 @@ class VGGFeatures(nn.Module):
     def __init__(self, layer: str, weights: str):
         super().__init__()
         state = _vgg19_state(weights)  # first: a missing file fails before any work
+        from torchvision.models import vgg  # 1.6 s to import: only where a VGG loss is asked for
+
         # Only the convolutional part: torchvision's own layer list for VGG19 ("E"), no classifier.
         features = vgg.make_layers(vgg.cfgs["E"], batch_norm=False)
         if state is not None:

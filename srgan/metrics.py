@@ -12,7 +12,6 @@ K1 = 0.01, K2 = 0.03, valid region only), as MATLAB's `ssim` reference code.
 from __future__ import annotations
 
 import numpy as np
-from skimage.metrics import structural_similarity
 
 
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
@@ -49,6 +48,8 @@ def psnr(sr: np.ndarray, hr: np.ndarray, border: int) -> float:
 
 def ssim(sr: np.ndarray, hr: np.ndarray, border: int) -> float:
     """SSIM in [-1, 1] on Y, `border` pixels cropped. sr, hr: as for `psnr`."""
+    from skimage.metrics import structural_similarity  # imports SciPy (0.25 s): only where SSIM is asked for
+
     y_sr, y_hr = _prepare(sr, hr, border)
     # gaussian_weights with sigma 1.5 and skimage's truncate 3.5 is the 11x11 window;
     # population covariance and the mean over the valid region match Wang's MATLAB code.

@@ -42,7 +42,8 @@ def ray_session():
 @pytest.fixture(scope="session")
 def tiny_shards(ray_session, tmp_path_factory) -> str:
     """Shards of Set5 + Set14 in 64 px tiles: enough for the tiny preset's 32 px crops."""
-    from pipelines.prepare import PrepareParams, run_prepare
+    from pipelines.prepare import run_prepare
+    from pipelines.settings import PrepareParams
 
     out = tmp_path_factory.mktemp("tiny") / "shards"
     run_prepare([str(BENCHMARKS / "Set5" / "HR"), str(BENCHMARKS / "Set14" / "HR")], str(out),

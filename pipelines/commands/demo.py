@@ -62,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
 def _pipeline(out: Path, steps: int) -> dict:
     from pipelines import tracking
     from pipelines.cluster import ensure_ray
-    from pipelines.prepare import PrepareParams, run_prepare
-    from pipelines.train import Job, run_training
+    from pipelines.prepare import run_prepare
+    from pipelines.settings import PrepareParams, TrainJob
+    from pipelines.train import run_training
     from srgan.checkpoint import model_config
     from srgan.config import load_config, to_dict
 
@@ -74,10 +75,10 @@ def _pipeline(out: Path, steps: int) -> dict:
     timings["prepare"] = time.time() - t
     model = to_dict(model_config(DEFAULT_MODEL))
     cfg = load_config("paper", overrides=[f"model.{k}={v}" for k, v in model.items()] + [
-        f"srresnet.steps={steps}", "srresnet.lr=2e-5", "loss.pixel=l1", f"train.log_every={max(1, steps // 5)}",
-        f"train.val_every={steps}", f"train.checkpoint_every={steps}"])
+        f"srresnet.steps={steps}", "srresnet.learning_rate=2e-5", "loss.pixel=l1",
+        f"train.log_every={max(1, steps // 5)}", f"train.val_every={steps}", f"train.checkpoint_every={steps}"])
     t = time.time()
-    result = run_training(Job(phase="srresnet", data=str(out / "shards"), cfg=cfg, init="default",
+    result = run_training(TrainJob(phase="srresnet", data=str(out / "shards"), cfg=cfg, init="default",
                               val=str(SET5 / "HR"), storage=str(out / "runs"), name="demo",
                               tracking_uri=f"sqlite:///{out}/mlflow.db", experiment="srgan-demo",
                               registered_model="srgan-demo"))

@@ -8,10 +8,8 @@ from functools import partial
 from pathlib import Path
 
 from pipelines import UsageError
-from pipelines.model_uri import MODEL_HELP, load_model
+from pipelines.commands import MODEL_HELP
 from srgan import ASSETS
-from srgan.benchmarks import bicubic_upscaler, evaluate_set
-from srgan.inference import upscale
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +30,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipelines.model_uri import load_model
+    from srgan.benchmarks import bicubic_upscaler, evaluate_set
+    from srgan.inference import upscale
+
     if args.model == "bicubic":
         upscaler = bicubic_upscaler(args.scale)
     else:

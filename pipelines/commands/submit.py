@@ -51,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "everything else goes to the job.")
     p.add_argument("job", nargs="?", choices=JOBS, help="the srgan command to run on the cluster")
     p.add_argument("job_args", nargs=argparse.REMAINDER, help="its arguments")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, job_parsers=sub.choices)  # the other commands' parsers, to check job_args
 
 
 def _split_env(pairs: list[str]) -> dict[str, str]:
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not own.job:
         raise UsageError("name a job to submit (prepare, train or evaluate), or pass --status/--stop JOB_ID")
-    _check_job_args(own.job, job_args)
+    _check_job_args(args.job_parsers[own.job], own.job, job_args)
     runtime_env: dict[str, Any] = {"working_dir": own.working_dir, "excludes": EXCLUDES,
                                    "env_vars": _split_env(own.env)}
     job_id = _submit(client, entrypoint=entrypoint(own.job, job_args), runtime_env=runtime_env,
@@ -122,12 +122,10 @@ def _submit(client, wait_s: float = 60, **job: Any) -> str:
             time.sleep(2)
 
 
-def _check_job_args(job: str, job_args: list[str]) -> None:
+def _check_job_args(parser: argparse.ArgumentParser, job: str, job_args: list[str]) -> None:
     """Parse the job's arguments here first, so a typo fails before anything is uploaded."""
-    from pipelines.cli import get_args_parser
-
     try:
-        get_args_parser().parse_args([job, *job_args])
+        parser.parse_args(job_args)
     except SystemExit as e:
         raise UsageError(f"srgan {job} would refuse these arguments (see above)") from e
 

@@ -9,10 +9,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipelines.model_uri import MODEL_HELP, load_model
-from srgan.benchmarks import IMAGE_SUFFIXES
-from srgan.images import ImageError, decode_image, encode_image, read_bytes
-from srgan.inference import upscale_image
+from pipelines.commands import MODEL_HELP
+from srgan.images import IMAGE_SUFFIXES, ImageError, decode_image, encode_image, read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipelines.model_uri import load_model
+    from srgan.inference import upscale_image
+
     files = collect(args.inputs)
     g = load_model(args.model)
     done, skipped, failed = 0, 0, []

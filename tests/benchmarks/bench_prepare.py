@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def child(mode: str, data: str, repeat: int, out: str) -> None:
     from pipelines.cluster import ensure_ray
-    from pipelines.prepare import PrepareParams, expand_inputs, process_group, run_prepare
+    from pipelines.prepare import expand_inputs, process_group, run_prepare
+    from pipelines.settings import PrepareParams
 
     params, inputs = PrepareParams(), [data] * repeat
     uris, _ = expand_inputs(inputs)

@@ -114,7 +114,7 @@ def main() -> None:
     from ray import serve
 
     from pipelines.cluster import ensure_ray
-    from pipelines.serve import Settings
+    from pipelines.settings import ServeSettings
 
     images = inputs()
     direct = direct_rate(args.model, images, args.rate_seconds, args.bf16)
@@ -125,7 +125,7 @@ def main() -> None:
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     rows = [("direct, one process", direct, None)]
     for batch in (8, 1):
-        settings = Settings(model=args.model, bf16=args.bf16, max_batch_size=batch)
+        settings = ServeSettings(model=args.model, bf16=args.bf16, max_batch_size=batch)
         url = deploy(port, settings, num_replicas=1, autoscaling_config=None, ray_actor_options={"num_cpus": 1})
         asyncio.run(load(url, images, 4, 3))  # warm
         r = asyncio.run(load(url, images, 8, args.rate_seconds))
@@ -133,7 +133,7 @@ def main() -> None:
 
     spec = yaml.safe_load((ROOT / "cluster" / "serve.yaml").read_text())["applications"][0]
     auto = spec["deployments"][0]
-    url = deploy(port, Settings(model=args.model, bf16=args.bf16), autoscaling_config=auto["autoscaling_config"],
+    url = deploy(port, ServeSettings(model=args.model, bf16=args.bf16), autoscaling_config=auto["autoscaling_config"],
                  ray_actor_options=auto["ray_actor_options"], max_ongoing_requests=auto["max_ongoing_requests"])
     counts: list[int] = []
     result = asyncio.run(load(url, images, args.clients, args.seconds, lambda: counts.append(replicas())))

@@ -19,11 +19,9 @@ from collections.abc import Callable
 import torch
 
 from srgan.config import load_config
-from srgan.losses import pixel_loss
-from srgan.models import Discriminator, Generator
-from srgan.steps import discriminator_step, generator_step
+from srgan.trainer import Trainer
 
-Step = Callable[[], dict[str, torch.Tensor]]
+Step = Callable[[], dict[str, float | torch.Tensor]]
 
 
 def seconds_per_step(step: Step, sync: bool, steps: int, device: torch.device) -> float:
@@ -41,36 +39,30 @@ def seconds_per_step(step: Step, sync: bool, steps: int, device: torch.device) -
     return (time.perf_counter() - t0) / steps
 
 
-def inputs(batch: int, fmt: torch.memory_format, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed random batch: LR 24 px, HR 96 px."""
-    hr = torch.rand(batch, 3, 96, 96, device=device)
-    return torch.nn.functional.avg_pool2d(hr, 4).contiguous(memory_format=fmt), hr.contiguous(memory_format=fmt)
+def inputs(batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed random batch as a runner hands it over: uint8 LR 24 px, HR 96 px."""
+    gen = torch.Generator().manual_seed(0)
+    hr = torch.randint(0, 256, (batch, 96, 96, 3), dtype=torch.uint8, generator=gen).to(device)
+    lr = torch.randint(0, 256, (batch, 24, 24, 3), dtype=torch.uint8, generator=gen).to(device)
+    return lr, hr
+
+
+def trainer_step(phase: str, batch: int, bf16: bool, cl: bool, compiled: bool, device: torch.device) -> Step:
+    """The core trainer's step (G; in phase srgan G then D) on a fixed batch."""
+    cfg = load_config("paper", overrides=[f"train.bf16={bf16}", f"train.channels_last={cl}", "loss.content=mse"])
+    trainer = Trainer(cfg, phase, device)
+    if compiled:
+        trainer.g = torch.compile(trainer.g)
+    lr, hr = inputs(batch, device)
+    return lambda: trainer.train_step(lr, hr)
 
 
 def srresnet_step(batch: int, bf16: bool, cl: bool, compiled: bool, device: torch.device) -> Step:
-    fmt = torch.channels_last if cl else torch.contiguous_format
-    torch.manual_seed(0)
-    g = Generator(load_config("paper").model).to(device, memory_format=fmt)
-    opt, mse = torch.optim.Adam(g.parameters(), 1e-4), pixel_loss("mse")
-    lr, hr = inputs(batch, fmt, device)
-    g = torch.compile(g) if compiled else g
-    return lambda: generator_step(g, opt, lr, hr, mse, bf16=bf16)[0]
+    return trainer_step("srresnet", batch, bf16, cl, compiled, device)
 
 
 def srgan_step(batch: int, bf16: bool, cl: bool, compiled: bool, device: torch.device) -> Step:
-    cfg = load_config("paper")
-    fmt = torch.channels_last if cl else torch.contiguous_format
-    g = Generator(cfg.model).to(device, memory_format=fmt)
-    d = Discriminator(cfg.model).to(device, memory_format=fmt)
-    g_opt, d_opt = torch.optim.Adam(g.parameters(), 1e-4), torch.optim.Adam(d.parameters(), 1e-4)
-    mse = pixel_loss("mse")
-    lr, hr = inputs(batch, fmt, device)
-
-    def step() -> dict[str, torch.Tensor]:
-        logs, sr = generator_step(g, g_opt, lr, hr, mse, d=d, adversarial_weight=1e-3, bf16=bf16)
-        return logs | discriminator_step(d, d_opt, hr, sr, bf16=bf16)
-
-    return step
+    return trainer_step("srgan", batch, bf16, cl, compiled, device)
 
 
 def row(make: Callable[..., Step], batch: int, bf16: bool, cl: bool, compiled: bool, args) -> str:

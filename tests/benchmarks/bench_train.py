@@ -31,20 +31,16 @@ def core_loops(variants: list[tuple[bool, bool]], steps: int, threads: int, chun
     """Seconds per generator step on a fixed random batch (no data loading) for each (bf16, channels_last)
     variant, run in turns of `chunk` steps: a slow minute on a shared host slows every variant alike."""
     from srgan.config import load_config
-    from srgan.losses import pixel_loss
-    from srgan.models import Generator
-    from srgan.steps import generator_step
+    from srgan.trainer import Trainer
 
     torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+    hr = torch.randint(0, 256, (16, 96, 96, 3), dtype=torch.uint8, generator=gen)  # a fixed batch, as a runner gives it
+    lr = torch.randint(0, 256, (16, 24, 24, 3), dtype=torch.uint8, generator=gen)
     loops = []
     for bf16, channels_last in variants:
-        torch.manual_seed(0)
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
-        g = Generator(load_config("paper").model).to(memory_format=fmt)
-        opt = torch.optim.Adam(g.parameters(), 1e-4)
-        hr = torch.rand(16, 3, 96, 96).contiguous(memory_format=fmt)
-        lr = torch.nn.functional.avg_pool2d(hr, 4).contiguous(memory_format=fmt)
-        loops.append(functools.partial(generator_step, g, opt, lr, hr, pixel_loss("mse"), bf16=bf16))
+        cfg = load_config("paper", overrides=[f"train.bf16={bf16}", f"train.channels_last={channels_last}"])
+        loops.append(functools.partial(Trainer(cfg, "srresnet").train_step, lr, hr))
     for step in loops:  # warm-up
         step(), step()
     turns, totals = math.ceil(steps / chunk), [0.0] * len(loops)
@@ -61,13 +57,14 @@ def ray_train_step(data: str, steps: int, cpus: float, workdir: str, name: str) 
     """Steady-state s/step of a 1-worker Ray Train run, and the share of it spent waiting for data."""
     from mlflow.tracking import MlflowClient
 
-    from pipelines.train import Job, run_training
+    from pipelines.settings import TrainJob
+    from pipelines.train import run_training
     from srgan.config import load_config
 
     cfg = load_config("paper", overrides=[f"srresnet.steps={steps}", "train.log_every=10",
                                           f"train.checkpoint_every={steps // 2}", "train.val_every=100000"])
     uri = f"sqlite:///{workdir}/mlflow.db"
-    result = run_training(Job(phase="srresnet", data=data, cfg=cfg, cpus_per_worker=cpus, name=name,
+    result = run_training(TrainJob(phase="srresnet", data=data, cfg=cfg, cpus_per_worker=cpus, name=name,
                               storage=f"{workdir}/runs", tracking_uri=uri, experiment="bench"))
     client, run_id = MlflowClient(uri), result.metrics["mlflow_run_id"]
 
@@ -99,7 +96,8 @@ def main() -> None:
     import ray
 
     from pipelines.cluster import ensure_ray
-    from pipelines.prepare import PrepareParams, run_prepare
+    from pipelines.prepare import run_prepare
+    from pipelines.settings import PrepareParams
 
     cpus = 1.5  # what a worker reserves on 2 cores, leaving room for Ray Data
     threads = math.ceil(cpus)

@@ -1,14 +1,26 @@
+from dataclasses import dataclass
+
 import pytest
 
-from srgan.config import Config, ConfigError, for_device, from_dict, load_config, parse_override, to_dict
+from srgan.config import (
+    Config,
+    ConfigError,
+    build,
+    for_device,
+    from_dict,
+    learning_rate_at,
+    load_config,
+    parse_override,
+    to_dict,
+)
 
 
 def test_paper_preset_is_the_published_recipe():
     cfg = load_config("paper")
     assert cfg == Config()
     assert (cfg.model.blocks, cfg.model.channels, cfg.model.scale) == (16, 64, 4)
-    assert cfg.srresnet.steps == 1_000_000 and cfg.srresnet.lr == 1e-4
-    assert cfg.srgan.steps == 200_000 and cfg.srgan.lr_milestones == (100_000,)
+    assert cfg.srresnet.steps == 1_000_000 and cfg.srresnet.learning_rate == 1e-4
+    assert cfg.srgan.steps == 200_000 and cfg.srgan.milestones == (100_000,)
     assert cfg.loss.content == "vgg54" and cfg.loss.adversarial_weight == 1e-3
 
 
@@ -19,10 +31,10 @@ def test_tiny_preset_is_small():
 
 
 def test_overrides_are_typed():
-    cfg = load_config("tiny", overrides=["model.blocks=3", "srgan.lr=1e-5", "train.bf16=true",
-                                         "srresnet.lr_milestones=[10, 20]", "model.norm=none"])
-    assert cfg.model.blocks == 3 and cfg.srgan.lr == 1e-5 and cfg.train.bf16 is True
-    assert cfg.srresnet.lr_milestones == (10, 20) and cfg.model.norm == "none"
+    cfg = load_config("tiny", overrides=["model.blocks=3", "srgan.learning_rate=1e-5", "train.bf16=true",
+                                         "srresnet.milestones=[10, 20]", "model.norm=none"])
+    assert cfg.model.blocks == 3 and cfg.srgan.learning_rate == 1e-5 and cfg.train.bf16 is True
+    assert cfg.srresnet.milestones == (10, 20) and cfg.model.norm == "none"
 
 
 def test_bf16_left_to_the_device_unless_set():
@@ -66,9 +78,32 @@ def test_unknown_preset():
 
 
 def test_dict_round_trip():
-    cfg = load_config("tiny", overrides=["srgan.lr_milestones=[3]"])
+    cfg = load_config("tiny", overrides=["srgan.milestones=[3]"])
     assert from_dict(to_dict(cfg)) == cfg
     assert parse_override("a.b.c=[1, 2]") == {"a": {"b": {"c": [1, 2]}}}
+
+
+def test_learning_rate_follows_the_step_schedule():
+    pc = load_config("paper", overrides=["srgan.learning_rate=1e-4", "srgan.milestones=[10, 20]",
+                                         "srgan.gamma=0.5"]).srgan
+    assert [learning_rate_at(pc, s) for s in (0, 9, 10, 19, 20, 999)] == [1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5, 2.5e-5]
+
+
+@dataclass(frozen=True)
+class Small:
+    tile: int = 128
+    bf16: bool = False
+    rate: float = 1.0
+    name: str | None = None
+
+
+def test_build_parses_strings_from_a_command_line():
+    """`serve run pipelines.serve:app tile=64` passes strings; build types them or names the key."""
+    assert build(Small, {"tile": "64", "bf16": "true", "rate": "1e-4", "name": "x"}) == Small(64, True, 1e-4, "x")
+    for bad, message in (({"tile": "²"}, "tile: expected int"), ({"bf16": "maybe"}, "bf16: expected bool"),
+                         ({"colour": 1}, "unknown config key.*colour")):
+        with pytest.raises(ConfigError, match=message):
+            build(Small, bad)
 
 
 def test_config_is_frozen():

@@ -20,7 +20,8 @@ import pytest
 
 from helpers import BENCHMARKS, ROOT, checkpoint_registered, free_port
 from pipelines.cli import main
-from pipelines.prepare import PrepareParams, run_prepare
+from pipelines.prepare import run_prepare
+from pipelines.settings import PrepareParams
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 RAY = str(Path(sys.executable).with_name("ray"))

@@ -10,7 +10,9 @@ from PIL import Image
 from helpers import DATA, bomb_png, encode
 from pipelines import shards
 from pipelines.cli import main
-from pipelines.prepare import PrepareParams, expand_inputs, run_prepare, split_of
+from pipelines.ingest import training_crops
+from pipelines.prepare import expand_inputs, run_prepare, split_of
+from pipelines.settings import PrepareParams
 from srgan.bicubic import imresize
 from srgan.metrics import psnr
 
@@ -88,7 +90,7 @@ def test_rerun_gives_identical_shards(small_shards, tmp_path):
 
 def test_training_crops_are_aligned_and_fresh_each_epoch(small_shards):
     _, out, _ = small_shards
-    ds = shards.training_crops(str(out), 64)
+    ds = training_crops(str(out), 64)
     epochs = [next(iter(ds.iter_batches(batch_size=8, batch_format="numpy"))) for _ in range(2)]
     hr, lr = epochs[0]["hr"], epochs[0]["lr"]
     assert hr.shape == (8, 64, 64, 3) and lr.shape == (8, 16, 16, 3) and hr.dtype == np.uint8
@@ -121,7 +123,7 @@ def test_incomplete_folder_is_refused_by_the_reader(small_shards, tmp_path):
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "part-00000.parquet").write_bytes((out / small_shards[2]["shards"][0]["path"]).read_bytes())
     with pytest.raises(shards.ShardError, match="did not finish"):
-        shards.training_crops(str(tmp_path), 64)
+        training_crops(str(tmp_path), 64)
 
 
 def test_expand_inputs_forms(tmp_path):

@@ -11,7 +11,8 @@ from mlflow.tracking import MlflowClient
 
 from helpers import free_port
 from pipelines import tracking
-from pipelines.train import Job, run_training
+from pipelines.settings import TrainJob
+from pipelines.train import run_training
 from srgan.checkpoint import load_generator
 from srgan.config import load_config
 
@@ -45,7 +46,7 @@ def mlflow_server(tmp_path_factory):
 
 def test_training_logs_to_a_real_server(tiny_shards, mlflow_server, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    job = Job(phase="srresnet", data=tiny_shards, cfg=load_config("tiny"), storage=str(tmp_path / "runs"),
+    job = TrainJob(phase="srresnet", data=tiny_shards, cfg=load_config("tiny"), storage=str(tmp_path / "runs"),
               cpus_per_worker=0.5, tracking_uri=mlflow_server, experiment="server-test", registered_model="served")
     result = run_training(job)
     client = MlflowClient(mlflow_server)

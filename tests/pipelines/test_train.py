@@ -5,6 +5,7 @@ import signal
 import sys
 import threading
 import time
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -18,28 +19,29 @@ from ray.train.torch import TorchTrainer
 
 from helpers import BENCHMARKS, checkpoint_registered
 from pipelines import tracking
-from pipelines.train import Job, run_training
+from pipelines.settings import TrainJob
+from pipelines.train import run_training
 from srgan.checkpoint import load_generator
-from srgan.config import load_config, to_dict
+from srgan.config import from_dict, load_config, to_dict
 from srgan.models import Generator
 
 pytestmark = pytest.mark.ray
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # test-defined train loops
 
 
-def job(tmp_path, data, phase="srresnet", overrides=(), **kw):
+def job_for(tmp_path, data, phase="srresnet", overrides=(), **kw):
     cfg = load_config("tiny", overrides=list(overrides))
     kw.setdefault("tracking_uri", f"sqlite:///{tmp_path}/mlflow.db")
-    return Job(phase=phase, data=data, cfg=cfg, storage=str(tmp_path / "runs"), cpus_per_worker=0.5,
-               experiment="test", **kw)
+    return TrainJob(phase=phase, data=data, cfg=cfg, storage=str(tmp_path / "runs"), cpus_per_worker=0.5,
+                    experiment="test", **kw)
 
 
 def test_two_phase_run_with_two_workers(tiny_shards, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the local artifact store lands here
     val = str(BENCHMARKS / "Set5" / "HR")
-    first = run_training(job(tmp_path, tiny_shards, workers=2, val=val))
+    first = run_training(job_for(tmp_path, tiny_shards, workers=2, val=val))
     assert first.metrics["step"] == 4 and first.metrics["model_uri"] == "models:/srgan-generator@srresnet"
-    second = run_training(job(tmp_path, tiny_shards, "srgan", ["loss.content=mse", "train.bf16=null"], workers=2,
+    second = run_training(job_for(tmp_path, tiny_shards, "srgan", ["loss.content=mse", "train.bf16=null"], workers=2,
                               init=first.checkpoint.path, val=val))
     assert second.metrics["step"] == 4
 
@@ -64,8 +66,8 @@ def test_two_phase_run_with_two_workers(tiny_shards, tmp_path, monkeypatch):
 
 def test_rerun_resumes_at_the_right_step(tiny_shards, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    first = run_training(job(tmp_path, tiny_shards, name="resume"))
-    again = run_training(job(tmp_path, tiny_shards, overrides=["srresnet.steps=6"], name="resume"))
+    first = run_training(job_for(tmp_path, tiny_shards, name="resume"))
+    again = run_training(job_for(tmp_path, tiny_shards, overrides=["srresnet.steps=6"], name="resume"))
     assert (again.metrics["start_step"], again.metrics["step"]) == (4, 6)
     assert again.metrics["mlflow_run_id"] == first.metrics["mlflow_run_id"]
     history = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_metric_history(
@@ -91,7 +93,7 @@ def test_sigkilled_worker_is_recovered_with_exact_steps(tiny_shards, tmp_path, m
     killer = threading.Thread(target=kill_a_worker_after_a_checkpoint,
                               args=(tmp_path / "runs" / "killed", killed), daemon=True)
     killer.start()
-    result = run_training(job(tmp_path, tiny_shards, overrides=["srresnet.steps=60", "train.checkpoint_every=5",
+    result = run_training(job_for(tmp_path, tiny_shards, overrides=["srresnet.steps=60", "train.checkpoint_every=5",
                                                                "train.val_every=1000"], workers=2, name="killed"))
     killer.join()
     assert killed, "no worker was killed"
@@ -104,23 +106,19 @@ def test_sigkilled_worker_is_recovered_with_exact_steps(tiny_shards, tmp_path, m
 
 def ddp_loop(config):
     """A few generator steps on one fixed global batch, each worker taking its slice of it."""
-    from pipelines.train_worker import build_networks, unwrap
-    from srgan.config import from_dict
-    from srgan.losses import pixel_loss
-    from srgan.steps import generator_step
+    from srgan.trainer import Trainer, unwrap
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.manual_seed(0)
     cfg = from_dict(config["cfg"])
-    nets = build_networks(cfg, "srresnet", None)
+    trainer = Trainer(cfg, "srresnet", wrap=ray.train.torch.prepare_model)
     gen = torch.Generator().manual_seed(1)
     for _ in range(3):
-        hr = torch.rand(8, 3, 32, 32, generator=gen)
-        lr = torch.nn.functional.avg_pool2d(hr, 4)
+        hr = torch.randint(0, 256, (8, 32, 32, 3), dtype=torch.uint8, generator=gen)
+        lr = torch.nn.functional.avg_pool2d(hr.permute(0, 3, 1, 2).float(), 4).round().to(torch.uint8)
         part = slice(rank * 8 // world, (rank + 1) * 8 // world)
-        generator_step(nets.g, nets.g_opt, lr[part], hr[part], pixel_loss("mse"))
-    return torch.cat([p.detach().flatten() for p in unwrap(nets.g).parameters()]).numpy()
+        trainer.train_step(lr.permute(0, 2, 3, 1)[part], hr[part])
+    return torch.cat([p.detach().flatten() for p in unwrap(trainer.g).parameters()]).numpy()
 
 
 def test_two_workers_on_half_batches_match_one_on_the_full_batch(ray_session, tmp_path):
@@ -133,8 +131,46 @@ def test_two_workers_on_half_batches_match_one_on_the_full_batch(ray_session, tm
                                                                       resources_per_worker={"CPU": 0.5}),
                                run_config=ray.train.RunConfig(name=f"ddp{workers}", storage_path=str(tmp_path)))
         weights.append(trainer.fit().return_value)
-    torch.manual_seed(0)  # as ddp_loop: the weights before the steps
+    torch.manual_seed(cfg.train.seed)  # as the Trainer does: the weights before the steps
     fresh = torch.cat([p.detach().flatten() for p in Generator(cfg.model).parameters()]).numpy()
     assert weights[0].shape == weights[1].shape == fresh.shape
     assert np.abs(weights[0] - fresh).max() > 2e-4  # three Adam steps at lr 1e-4 moved the weights
     np.testing.assert_allclose(weights[0], weights[1], atol=1e-5)
+
+
+def test_the_ray_worker_and_the_local_runner_train_the_same_weights(tiny_shards, tmp_path, monkeypatch):
+    """Same config, seed and batches: the Ray Train worker and `srgan train --local` end with the
+    same generator (both are adapters around srgan.trainer)."""
+    from pipelines.settings import WorkerSetup
+    from pipelines.shards import read_tiles
+    from pipelines.train import resolved
+    from pipelines.train_local import crop_batches, run_local
+    from pipelines.train_worker import train_loop_per_worker
+
+    monkeypatch.chdir(tmp_path)
+    job = job_for(tmp_path, tiny_shards, name="same",
+                  overrides=["srresnet.steps=3", "train.checkpoint_every=3", "train.val_every=100"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the worker: oneDNN's sums differ in the last bits with the thread count
+    try:
+        local = run_local(job)
+    finally:
+        torch.set_num_threads(threads)
+    hr, lr = read_tiles(tiny_shards)
+    cfg = job.cfg
+    rows = [{"lr": l.numpy(), "hr": h.numpy()}
+            for l_batch, h_batch in islice(crop_batches(hr, lr, cfg.train.batch_size, cfg.model.hr_crop,
+                                                         cfg.train.seed), 3)
+            for l, h in zip(l_batch, h_batch)]
+    setup = WorkerSetup(resolved(job), threads=1,
+                        experiment_id=tracking.ensure_experiment(job.tracking_uri, job.experiment))
+    result = TorchTrainer(train_loop_per_worker, train_loop_config={"setup": setup},
+                          scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 0.5}),
+                          run_config=ray.train.RunConfig(name="same-ray", storage_path=str(tmp_path / "ray")),
+                          datasets={"train": ray.data.from_items(rows)}).fit()
+    assert result.metrics["step"] == local["step"] == 3
+    ours, theirs = (load_generator(folder).state_dict() for folder in (local["checkpoint"], result.checkpoint.path))
+    for k in ours:
+        assert torch.equal(ours[k], theirs[k]), k
+    fresh = Generator(cfg.model).state_dict()
+    assert any((ours[k] - fresh[k]).abs().max() > 1e-5 for k in ours)  # three steps moved the weights

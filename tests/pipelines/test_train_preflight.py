@@ -36,7 +36,7 @@ def train(*args):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--phase", "srresnet", "--data", "/nonexistent/shards"], "no manifest.json"),
+    (["--phase", "srresnet", "--data", "/nonexistent/shards"], "manifest.json: missing"),
     (["--phase", "srresnet", "--set", "model.scale=2"], "holds x4 tiles but model.scale is 2"),
     (["--phase", "srresnet", "--set", "model.hr_crop=96"], "64 px tiles, smaller than model.hr_crop 96"),
     (["--phase", "srresnet", "--set", "train.sync_bn=true"], "SyncBatchNorm refuses CPU tensors"),
@@ -68,15 +68,3 @@ def test_init_of_another_architecture(fake_shards, tiny_checkpoint, capsys):
                  "--set", "loss.content=mse", "--set", "model.blocks=2", "--set", "model.norm=none") == 2
     err = capsys.readouterr().err
     assert "another architecture" in err and "blocks 1 vs 2" in err and "norm batch vs none" in err
-
-
-def test_meter_reads_device_losses_back_only_when_flushed():
-    from pipelines.train_worker import Meter
-
-    meter = Meter()
-    for loss in (0.5, 1.5):
-        meter.add({"g_loss": torch.tensor(loss), "lr": 1e-4})
-    assert isinstance(meter.sums["g_loss"], torch.Tensor)  # summed where it lives, not read per step
-    means, rate = meter.flush()
-    assert means == {"g_loss": 1.0, "lr": 1e-4} and all(type(v) is float for v in means.values()) and rate > 0
-    assert meter.flush()[0] == {}
