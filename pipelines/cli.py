@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from pipelines.commands import demo, evaluate, prepare, serve, submit, train, upscale
+from pipelines.commands import demo, evaluate, export, prepare, serve, submit, train, upscale
 from srgan import UserError
 
 # Errors that mean "the user's input is wrong": printed as one line, exit code 2.
@@ -17,7 +17,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srgan", description="SRGAN super-resolution on Ray.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, prepare, train, evaluate, serve, upscale, submit):
+    for module in (demo, prepare, train, evaluate, export, serve, upscale, submit):
         module.add_parser(sub)
     return parser
 

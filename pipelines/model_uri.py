@@ -1,4 +1,5 @@
-"""Where a generator comes from: a model spec on the command line -> a loaded Generator.
+"""Where a generator comes from: a model spec on the command line -> a loaded Generator, or the
+inference engine that runs it (srgan.engines).
 
     default, srgan      the generators shipped in the package (srgan/assets/model, model-srgan)
     models:/NAME@ALIAS  a model registered in MLflow by `srgan train`
@@ -16,7 +17,8 @@ import torch
 
 from pipelines import storage
 from srgan import SHIPPED_MODELS
-from srgan.checkpoint import CheckpointError, load_generator
+from srgan.checkpoint import CheckpointError, load_generator, read_meta
+from srgan.engines import Engine, open_engine
 from srgan.models import Generator
 
 
@@ -51,5 +53,19 @@ def portable(spec: str) -> str:
 
 def load_model(spec: str, tracking_uri: str | None = None) -> Generator:
     """The generator `spec` names, in eval mode, on the GPU if there is one."""
-    g = load_generator(checkpoint_folder(spec, tracking_uri))
+    return _on_device(load_generator(checkpoint_folder(spec, tracking_uri)))
+
+
+def _on_device(g: Generator) -> Generator:
     return g.to("cuda") if torch.cuda.is_available() else g
+
+
+def load_engine(spec: str, engine: str = "auto", tracking_uri: str | None = None) -> Engine:
+    """The inference engine `engine` (srgan.engines.ENGINE_CHOICES) for the generator `spec` names.
+
+    A folder written by `srgan export` is a checkpoint folder that also holds its exported graph:
+    asked for that engine (or `auto`, where it is auto's choice), it runs the graph as exported.
+    """
+    folder = checkpoint_folder(spec, tracking_uri)
+    source = {"model": portable(spec), "model_config": read_meta(folder)["model"]}
+    return open_engine(engine, _on_device(load_generator(folder)), exported=folder, source=source)

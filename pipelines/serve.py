@@ -26,12 +26,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ray import serve
 from ray.serve import Application
 
-from pipelines.model_uri import load_model
+from pipelines.model_uri import load_engine
 from pipelines.settings import ServeSettings
 from srgan import images
 from srgan.bicubic import imresize
 from srgan.images import Decoded, ImageError, decode_image, encode_image
-from srgan.inference import finish_upscale, upscale_windows
+from srgan.inference import finish_upscale
 from srgan.tiling import cut, paste, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -119,12 +119,12 @@ def _query(request: Request) -> tuple[str, int, str]:
 class Upscaler:
     def __init__(self, settings: dict[str, Any]):
         self.settings = ServeSettings(**settings)
-        self.g = load_model(self.settings.model, self.settings.tracking_uri)
-        self.scale = self.g.scale
+        self.engine = load_engine(self.settings.model, self.settings.engine, self.settings.tracking_uri)
+        self.scale = self.engine.scale
         self._infer.set_max_batch_size(self.settings.max_batch_size)
-        upscale_windows(self.g, [np.zeros((16, 16, 3), np.uint8)], self.settings.bf16)  # warm-up
+        self.engine([np.zeros((16, 16, 3), np.uint8)])  # warm-up
         self.ready = True
-        log.info("model %s loaded (x%d), warm-up done", self.settings.model, self.scale)
+        log.info("model %s loaded (x%d, engine %s), warm-up done", self.settings.model, self.scale, self.engine.name)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def _infer(self, windows: list[np.ndarray]) -> list[np.ndarray]:
@@ -134,7 +134,7 @@ class Upscaler:
             by_shape.setdefault(w.shape, []).append(i)
         out: list[np.ndarray] = [None] * len(windows)  # type: ignore[list-item]
         for idx in by_shape.values():
-            srs = await asyncio.to_thread(upscale_windows, self.g, [windows[i] for i in idx], self.settings.bf16)
+            srs = await asyncio.to_thread(self.engine, [windows[i] for i in idx])
             for i, sr in zip(idx, srs):
                 out[i] = sr
         return out

@@ -71,11 +71,17 @@ class ServeSettings:
     model: str = "default"  # "default", "srgan", a checkpoint folder/URI, or models:/NAME@ALIAS
     tile: int = 128  # LR px per tile core
     pad: int = 24  # LR px of context around each core
-    bf16: bool = False
+    engine: str = "auto"  # srgan.engines.ENGINE_CHOICES; "auto": openvino-int8 on CPU, eager-fp16 on CUDA
     max_body_mb: float = 20.0
     max_pixels: int = 4_000_000  # input pixels; the output has scale^2 times as many
     max_batch_size: int = 8
     tracking_uri: str | None = None
+
+    def __post_init__(self) -> None:
+        from srgan.engines import engine_spec  # torch: only where a replica is configured
+
+        if self.engine != "auto":
+            engine_spec(self.engine)  # an unknown name is an error naming the choices
 
     @classmethod
     def from_args(cls, args: dict[str, Any]) -> ServeSettings:

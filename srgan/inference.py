@@ -1,4 +1,4 @@
-"""Running a generator on uint8 images: whole, in batches of windows, or tile by tile."""
+"""Running a generator or an engine (srgan.engines) on uint8 images: whole, or tile by tile."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from srgan.bicubic import imresize
+from srgan.engines import Engine, as_engine
 from srgan.images import Decoded
 from srgan.metrics import rgb_to_gray
 from srgan.tiling import upscale_tiled
@@ -19,19 +20,12 @@ def autocast(device: torch.device | str, enabled: bool) -> contextlib.AbstractCo
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
 
 
-@torch.inference_mode()
-def upscale_windows(g: nn.Module, windows: list[np.ndarray], bf16: bool = False) -> list[np.ndarray]:
-    """Run `g` (eval mode) on same-shaped uint8 (h, w, 3) images as one batch -> uint8 (h*s, w*s, 3)."""
-    device = next(g.parameters()).device
-    x = torch.from_numpy(np.stack(windows)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
-    with autocast(device, bf16):
-        sr = g(x)  # (N, 3, h*s, w*s), about [0, 1]
-    return list(sr.float().clamp_(0, 1).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+def upscale(model: Engine | nn.Module, rgb: np.ndarray) -> np.ndarray:
+    """Upscale a whole uint8 RGB (H, W, 3) image in one pass -> uint8 (H*s, W*s, 3).
 
-
-def upscale(g: nn.Module, rgb: np.ndarray, bf16: bool = False) -> np.ndarray:
-    """Upscale a whole uint8 RGB (H, W, 3) image in one forward pass -> uint8 (H*s, W*s, 3)."""
-    return upscale_windows(g, [rgb], bf16)[0]
+    `model` is an engine (srgan.engines) or a generator (eval mode), run as the eager fp32 engine.
+    """
+    return as_engine(model)([rgb])[0]
 
 
 def finish_upscale(image: Decoded, rgb_sr: np.ndarray, scale: int) -> Decoded:
@@ -43,7 +37,9 @@ def finish_upscale(image: Decoded, rgb_sr: np.ndarray, scale: int) -> Decoded:
     return Decoded(rgb=rgb_sr, alpha=alpha, grayscale=image.grayscale)
 
 
-def upscale_image(g: nn.Module, image: Decoded, tile: int, pad: int, bf16: bool = False, batch: int = 4) -> Decoded:
-    """Upscale a decoded image tile by tile (memory bounded by the tile): the offline path."""
-    rgb = upscale_tiled(lambda windows: upscale_windows(g, windows, bf16), image.rgb, g.scale, tile, pad, batch)
-    return finish_upscale(image, rgb, g.scale)
+def upscale_image(model: Engine | nn.Module, image: Decoded, tile: int, pad: int, batch: int = 4) -> Decoded:
+    """Upscale a decoded image tile by tile (memory bounded by the tile): the offline path.
+    `model` as in `upscale`; `batch` windows go through it at a time."""
+    engine = as_engine(model)
+    rgb = upscale_tiled(engine, image.rgb, engine.scale, tile, pad, batch)
+    return finish_upscale(image, rgb, engine.scale)

@@ -30,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from srgan.benchmarks import comparison_grid, evaluate_set, load_pair, set_layout
 from srgan.checkpoint import D_WEIGHTS, G_WEIGHTS, load_training_state, save_checkpoint
 from srgan.config import PHASES, Config, learning_rate_at
+from srgan.engines import EagerEngine
 from srgan.inference import autocast, upscale
 from srgan.losses import LossFn, adversarial_bce, content_loss, generator_adversarial_loss, pixel_loss
 from srgan.models import Discriminator, Generator
@@ -174,10 +175,11 @@ class Trainer:
         bicubic | SR | HR grid of its first image: uint8 (192, 576, 3)."""
         g = unwrap(self.g).eval()
         try:
-            result = evaluate_set(lambda lr: upscale(g, lr, self.bf16), Path(val_dir), self.cfg.model.scale)
+            engine = EagerEngine(g, "bf16" if self.bf16 else "fp32")
+            result = evaluate_set(lambda lr: upscale(engine, lr), Path(val_dir), self.cfg.model.scale)
             files, lr_dir = set_layout(Path(val_dir), self.cfg.model.scale)
             lr, hr, _ = load_pair(files[0], lr_dir, self.cfg.model.scale)
-            grid = comparison_grid(lr, upscale(g, lr, self.bf16), hr)
+            grid = comparison_grid(lr, upscale(engine, lr), hr)
         finally:
             g.train()
         return {"val/psnr": result["psnr"], "val/ssim": result["ssim"]}, grid

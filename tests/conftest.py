@@ -19,6 +19,28 @@ def benchmarks() -> Path:
     return BENCHMARKS
 
 
+@pytest.fixture(scope="session", autouse=True)
+def engine_cache(tmp_path_factory) -> Path:
+    """Engines exported from generators go to a session folder, never to the user's ~/.cache; the
+    CLI's subprocesses inherit it."""
+    folder = tmp_path_factory.mktemp("srgan-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SRGAN_CACHE", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="session")
+def shipped_int8(engine_cache):
+    """The shipped SRResNet as openvino-int8 (the CPU default), exported once per session into the cache."""
+    from srgan import SHIPPED_MODELS
+    from srgan.checkpoint import load_generator
+    from srgan.engines import open_engine
+
+    engine = open_engine("openvino-int8", load_generator(SHIPPED_MODELS["default"]))
+    assert engine.name == "openvino-int8", "the openvino extra is not installed (scripts/install.sh installs it)"
+    return engine
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from pipelines import UsageError
-from pipelines.commands import MODEL_HELP
+from pipelines.commands import ENGINE_HELP, ENGINE_NAMES, MODEL_HELP
 from srgan import ASSETS
 
 
@@ -25,27 +25,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, help="write the results as JSON to this file")
     p.add_argument("--save-images", type=Path, help="write SR images to DIR/<Set>/<name>.png")
     p.add_argument("--per-image", action="store_true", help="print and save per-image figures")
-    p.add_argument("--bf16", action="store_true", help="run the model under bf16 autocast")
+    p.add_argument("--engine", default="eager", choices=ENGINE_NAMES, metavar="ENGINE", help=ENGINE_HELP)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.model_uri import load_model
+    from pipelines.model_uri import load_engine
     from srgan.benchmarks import bicubic_upscaler, evaluate_set
     from srgan.inference import upscale
 
     if args.model == "bicubic":
-        upscaler = bicubic_upscaler(args.scale)
+        upscaler, label = bicubic_upscaler(args.scale), "bicubic"
     else:
-        g = load_model(args.model)
-        if g.scale != args.scale:
-            raise UsageError(f"--model {args.model} upscales x{g.scale}, but --scale is {args.scale}")
-        upscaler = partial(upscale, g, bf16=args.bf16)
+        engine = load_engine(args.model, args.engine)
+        if engine.scale != args.scale:
+            raise UsageError(f"--model {args.model} upscales x{engine.scale}, but --scale is {args.scale}")
+        upscaler, label = partial(upscale, engine), f"{args.model} (engine {engine.name})"
     results = {}
     for name in [s.strip() for s in args.sets.split(",") if s.strip()]:
         save_dir = args.save_images / name if args.save_images else None
         results[name] = evaluate_set(upscaler, args.data / name, args.scale, save_dir)
-    print(format_table(results, args.model, args.per_image))
+    print(format_table(results, label, args.per_image))
     if args.json:
         if not args.per_image:
             results = {k: {m: v for m, v in r.items() if m != "per_image"} for k, r in results.items()}

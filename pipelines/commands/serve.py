@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.commands import MODEL_HELP
+from pipelines.commands import ENGINE_HELP, ENGINE_NAMES, MODEL_HELP
 from pipelines.settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="a Serve config YAML (as `serve deploy` takes); its first "
                                                 "application's args and deployment settings are used")
     p.add_argument("--tile", type=int, default=ServeSettings.tile, help="LR tile side (default: %(default)s)")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast for inference")
+    p.add_argument("--engine", default=ServeSettings.engine, choices=ENGINE_NAMES, metavar="ENGINE", help=ENGINE_HELP)
     p.set_defaults(run=run)
 
 
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.serve import app
 
     target = _from_config(args.config) if args.config else app({"model": args.model, "tile": args.tile,
-                                                                 "bf16": args.bf16})
+                                                                 "engine": args.engine})
     ensure_ray()
     serve.start(http_options={"host": args.host, "port": args.port})
     log.info("serving on http://%s:%d/ (Ctrl-C to stop)", args.host, args.port)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipelines.commands import MODEL_HELP
+from pipelines.commands import ENGINE_HELP, ENGINE_NAMES, MODEL_HELP
 from srgan.images import IMAGE_SUFFIXES, ImageError, decode_image, encode_image, read_bytes
 
 log = logging.getLogger(__name__)
@@ -40,18 +40,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pad", type=int, default=24, help="LR context around each tile in px (default: %(default)s)")
     p.add_argument("--format", default="png", choices=["png", "jpeg", "webp"], help="output format (default: png)")
     p.add_argument("--quality", type=int, default=95, help="jpeg/webp quality (default: %(default)s)")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    p.add_argument("--engine", default="auto", choices=ENGINE_NAMES, metavar="ENGINE", help=ENGINE_HELP)
     p.add_argument("--max-pixels", type=int, default=50_000_000, help="refuse larger inputs (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.model_uri import load_model
+    from pipelines.model_uri import load_engine
     from srgan.inference import upscale_image
 
     files = collect(args.inputs)
-    g = load_model(args.model)
+    engine = load_engine(args.model, args.engine)
     done, skipped, failed = 0, 0, []
     for src, rel in tqdm(files, desc="upscale", unit="image", disable=None):
         dst = (args.out / rel).with_suffix("." + ("jpg" if args.format == "jpeg" else args.format))
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         except ImageError as e:
             failed.append(str(e))
             continue
-        out = upscale_image(g, image, args.tile, args.pad, args.bf16)
+        out = upscale_image(engine, image, args.tile, args.pad)
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_bytes(encode_image(out.rgb, args.format, args.quality, out.alpha, out.grayscale))
         done += 1

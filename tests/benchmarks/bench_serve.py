@@ -1,6 +1,6 @@
 """Benchmark and load-test the Serve endpoint on loopback.
 
-    python tests/benchmarks/bench_serve.py [--model default] [--seconds 60] [--clients 16]
+    python tests/benchmarks/bench_serve.py [--model default] [--engine auto] [--seconds 60] [--clients 16]
 
 1. Throughput at saturation, 128x128 PNG in and 512x512 PNG out, decode and encode included:
    the model called directly in one process (one torch thread, as a 1-CPU replica gets) vs the
@@ -38,16 +38,16 @@ def inputs() -> list[bytes]:
     return out
 
 
-def direct_rate(model: str, images: list[bytes], seconds: float, bf16: bool) -> float:
-    from pipelines.model_uri import load_model
+def direct_rate(model: str, images: list[bytes], seconds: float, engine_name: str) -> float:
+    from pipelines.model_uri import load_engine
     from srgan.images import decode_image, encode_image
     from srgan.inference import upscale_image
 
-    torch.set_num_threads(1)
-    g = load_model(model)
+    torch.set_num_threads(1)  # before the engine is built: a runtime engine takes torch's thread count
+    engine = load_engine(model, engine_name)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        out = upscale_image(g, decode_image(images[n % len(images)]), 128, 24, bf16)
+        out = upscale_image(engine, decode_image(images[n % len(images)]), 128, 24)
         encode_image(out.rgb)
         n += 1
     return n / (time.perf_counter() - t0)
@@ -107,7 +107,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60, help="load-test length (default: %(default)s)")
     ap.add_argument("--clients", type=int, default=16, help="load-test clients (default: %(default)s)")
     ap.add_argument("--rate-seconds", type=float, default=20, help="length of each throughput run")
-    ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--engine", default="auto", help="srgan.engines name (default: %(default)s)")
     args = ap.parse_args()
 
     import yaml
@@ -117,7 +117,7 @@ def main() -> None:
     from pipelines.settings import ServeSettings
 
     images = inputs()
-    direct = direct_rate(args.model, images, args.rate_seconds, args.bf16)
+    direct = direct_rate(args.model, images, args.rate_seconds, args.engine)
     ensure_ray()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -125,7 +125,7 @@ def main() -> None:
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     rows = [("direct, one process", direct, None)]
     for batch in (8, 1):
-        settings = ServeSettings(model=args.model, bf16=args.bf16, max_batch_size=batch)
+        settings = ServeSettings(model=args.model, engine=args.engine, max_batch_size=batch)
         url = deploy(port, settings, num_replicas=1, autoscaling_config=None, ray_actor_options={"num_cpus": 1})
         asyncio.run(load(url, images, 4, 3))  # warm
         r = asyncio.run(load(url, images, 8, args.rate_seconds))
@@ -133,8 +133,9 @@ def main() -> None:
 
     spec = yaml.safe_load((ROOT / "cluster" / "serve.yaml").read_text())["applications"][0]
     auto = spec["deployments"][0]
-    url = deploy(port, ServeSettings(model=args.model, bf16=args.bf16), autoscaling_config=auto["autoscaling_config"],
-                 ray_actor_options=auto["ray_actor_options"], max_ongoing_requests=auto["max_ongoing_requests"])
+    url = deploy(port, ServeSettings(model=args.model, engine=args.engine),
+                 autoscaling_config=auto["autoscaling_config"], ray_actor_options=auto["ray_actor_options"],
+                 max_ongoing_requests=auto["max_ongoing_requests"])
     counts: list[int] = []
     result = asyncio.run(load(url, images, args.clients, args.seconds, lambda: counts.append(replicas())))
     after = []

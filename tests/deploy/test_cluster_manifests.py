@@ -447,7 +447,7 @@ def test_project_image():
     sources = {s.rstrip("/") for s in copied_sources(dockerfile)}
     assert {"pyproject.toml", "README.md", "srgan", "pipelines", "cluster/serve.yaml"} <= sources
     run = " ".join(rest for w, rest in ins if w == "RUN")
-    assert "pip install --no-cache-dir ." in run and not re.search(r"torch==", run)  # no torch pin
+    assert "pip install --no-cache-dir '.[openvino]'" in run and not re.search(r"torch==", run)  # no torch pin
 
 
 # ---------------------------------------------------------------- MLflow server

@@ -31,10 +31,11 @@ def loaded(tmp_path, *argv: str) -> set[str]:
     return {m.split(".")[0] for m in result["modules"]}
 
 
-def test_upscale_loads_no_ray_mlflow_or_torchvision(tmp_path):
+def test_upscale_loads_no_ray_mlflow_or_torchvision(tmp_path, shipped_int8):
     image = BENCHMARKS / "Set5" / "LR_bicubic" / "X4" / "bird.png"
+    # the default engine (auto: openvino-int8, from the session's cache that shipped_int8 filled)
     modules = loaded(tmp_path, "upscale", str(image), "-o", str(tmp_path / "out"))
-    assert "torch" in modules and not modules & HEAVY, modules & HEAVY
+    assert {"torch", "openvino"} <= modules and not modules & HEAVY, modules & HEAVY
     assert (tmp_path / "out" / "bird.png").is_file()
 
 
@@ -44,7 +45,7 @@ def test_evaluate_loads_no_ray_mlflow_or_torchvision(tmp_path, model):
     assert not modules & HEAVY, modules & HEAVY
 
 
-@pytest.mark.parametrize("command", [[], ["prepare"], ["train"], ["evaluate"], ["serve"], ["upscale"],
+@pytest.mark.parametrize("command", [[], ["prepare"], ["train"], ["evaluate"], ["export"], ["serve"], ["upscale"],
                                      ["submit"], ["demo"]])
 def test_help_loads_neither_torch_nor_ray(tmp_path, command):
     modules = loaded(tmp_path, *command, "--help")

@@ -46,7 +46,8 @@ def url(ray_session, model):
     _, folder, pad = model
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    settings = ServeSettings(model=folder, tile=TILE, pad=pad, max_pixels=MAX_PIXELS, max_body_mb=MAX_BODY_MB)
+    settings = ServeSettings(model=folder, tile=TILE, pad=pad, max_pixels=MAX_PIXELS, max_body_mb=MAX_BODY_MB,
+                             engine="eager")  # the tests compare with eager fp32 offline
     serve.run(Upscaler.options(ray_actor_options={"num_cpus": 0.5}, autoscaling_config=None, num_replicas=1)
               .bind(settings.__dict__), name="srgan", route_prefix="/")
     yield f"http://127.0.0.1:{port}"

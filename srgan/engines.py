@@ -1,0 +1,331 @@
+"""Inference engines: the generator behind one callable, run by eager PyTorch or by an exported
+graph on a CPU runtime.
+
+    engine(windows) -> srs    windows: uint8 (h, w, 3), all of one shape; srs: uint8 (h*s, w*s, 3)
+    engine.name, engine.scale, engine.card (the export card of a runtime engine, else None)
+
+    name            runtime        precision
+    eager           PyTorch        fp32: the reference
+    eager-bf16      PyTorch        bf16 autocast (+ channels_last on the CPU)
+    eager-fp16      PyTorch        fp16 autocast, CUDA only
+    onnx            ONNX Runtime   fp32
+    openvino        OpenVINO       fp32
+    openvino-bf16   OpenVINO       bf16 where the CPU has it
+    openvino-int8   OpenVINO       int8 convolutions, the layers that cost PSNR in bf16 (srgan.quantize)
+    auto            the fastest engine within QUALITY_BOUND_DB of eager fp32 (`auto_engine_name`)
+
+A runtime engine is an exported folder: the graph (`model.onnx`, or OpenVINO IR `model.xml` +
+`model.bin`) and a card (`engine.json`: source model, precision, runtime version, Set5 PSNR,
+calibration). `export_engine` writes one; `load_engine` runs one. `open_engine(name, g)` exports
+`g` once into a cache folder keyed by its weights (int8 calibration takes about a minute) and
+loads it from there afterwards. Runtime packages are imported only when used; where one is
+missing, `open_engine` logs the pip extra to install and runs the eager engine instead.
+
+Graphs have dynamic batch, height and width: OpenVINO's CPU plugin keeps compiled kernels per
+input shape itself, and a 128 px window ran as fast through the dynamic graph as through one
+reshaped to that shape (see `tests/benchmarks/bench_engines.py --static`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from srgan import UserError
+from srgan.calibration import Calibration
+from srgan.config import read_document
+
+log = logging.getLogger(__name__)
+
+CARD, CARD_FORMAT = "engine.json", "srgan-engine/1"
+ONNX_FILE, IR_FILE = "model.onnx", "model.xml"
+QUALITY_BOUND_DB = 0.05  # the most Set5 PSNR `auto` lets an engine lose against eager fp32
+EXTRAS = {"openvino": "openvino", "nncf": "openvino", "onnx": "onnx", "onnxruntime": "onnx"}  # package -> pip extra
+RECIPE = 1  # bump when the export or quantization recipe changes: cached engines are then rebuilt
+
+
+class EngineError(UserError):
+    """An engine name or exported folder that cannot work as given."""
+
+
+class EngineUnavailable(EngineError):
+    """A runtime package the engine needs is not installed."""
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    runtime: str  # "torch", "openvino" or "onnxruntime"
+    precision: str  # "fp32", "bf16", "fp16" or "int8"
+    packages: tuple[str, ...]  # what exporting it from a generator imports
+    fallback: str  # the eager engine run where a package is missing
+
+
+ENGINES = {
+    "eager": EngineSpec("torch", "fp32", (), "eager"),
+    "eager-bf16": EngineSpec("torch", "bf16", (), "eager-bf16"),
+    "eager-fp16": EngineSpec("torch", "fp16", (), "eager-fp16"),
+    "onnx": EngineSpec("onnxruntime", "fp32", ("onnx", "onnxruntime"), "eager"),
+    "openvino": EngineSpec("openvino", "fp32", ("onnx", "openvino"), "eager"),
+    "openvino-bf16": EngineSpec("openvino", "bf16", ("onnx", "openvino"), "eager-bf16"),
+    "openvino-int8": EngineSpec("openvino", "int8", ("onnx", "openvino", "nncf"), "eager-bf16"),
+}
+ENGINE_CHOICES = ("auto", *ENGINES)
+
+
+class Engine(Protocol):
+    """Upscales a batch of same-shaped uint8 windows; see the module docstring."""
+
+    name: str
+    scale: int
+    card: dict[str, Any] | None
+
+    def __call__(self, windows: list[np.ndarray]) -> list[np.ndarray]: ...
+
+
+def require(package: str) -> ModuleType:
+    """Import a runtime package, or raise EngineUnavailable naming the pip extra that brings it."""
+    try:
+        return importlib.import_module(package)
+    except ImportError as e:
+        raise EngineUnavailable(f"the {package} package is not installed "
+                                f"(pip install 'srgan-ray[{EXTRAS[package]}]')") from e
+
+
+def engine_spec(name: str) -> EngineSpec:
+    if name not in ENGINES:
+        raise EngineError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_CHOICES)}")
+    return ENGINES[name]
+
+
+def check_windows(windows: list[np.ndarray]) -> None:
+    """Raise ValueError unless `windows` is a non-empty list of uint8 (h, w, 3) arrays of one shape."""
+    if not windows:
+        raise ValueError("no windows to upscale")
+    shape = windows[0].shape
+    for i, w in enumerate(windows):
+        if w.dtype != np.uint8 or w.ndim != 3 or w.shape[2] != 3 or w.shape != shape:
+            raise ValueError(f"window {i}: expected uint8 {shape if i else '(h, w, 3)'}, got {w.dtype} {w.shape}")
+
+
+def to_batch(windows: list[np.ndarray]) -> np.ndarray:
+    """uint8 windows (h, w, 3) -> float32 (N, 3, h, w) in [0, 1]: a graph's input."""
+    check_windows(windows)
+    return np.stack(windows).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255)
+
+
+def from_batch(sr: np.ndarray) -> list[np.ndarray]:
+    """float32 (N, 3, H, W), about [0, 1] -> uint8 (H, W, 3) each, clamped and rounded as eager does."""
+    return list(np.rint(np.clip(sr, 0, 1) * np.float32(255)).astype(np.uint8).transpose(0, 2, 3, 1))
+
+
+class EagerEngine:
+    """The generator in PyTorch eager on its own device: fp32 (the reference) or under autocast.
+
+    `g` is used as given (eval mode is the caller's); on the CPU the bf16 engine runs a private
+    channels_last copy of it (bf16 convolutions of oneDNN want NHWC).
+    """
+
+    card = None
+
+    def __init__(self, g: nn.Module, precision: str = "fp32"):
+        self.device = next(g.parameters()).device
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise EngineError(f"eager precision must be fp32, bf16 or fp16, got {precision!r}")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise EngineError("eager-fp16 runs on CUDA only; on the CPU use eager-bf16")
+        self.channels_last = precision == "bf16" and self.device.type == "cpu"
+        self.g = copy.deepcopy(g).to(memory_format=torch.channels_last) if self.channels_last else g
+        self.precision, self.scale = precision, g.scale
+        self.name = "eager" if precision == "fp32" else f"eager-{precision}"
+
+    @torch.inference_mode()
+    def __call__(self, windows: list[np.ndarray]) -> list[np.ndarray]:
+        check_windows(windows)
+        x = torch.from_numpy(np.stack(windows)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
+        with torch.autocast(self.device.type, dtype=dtype, enabled=self.precision != "fp32"):
+            sr = self.g(x)  # (N, 3, h*s, w*s), about [0, 1]
+        return list(sr.float().clamp_(0, 1).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+
+
+def as_engine(model: Engine | nn.Module) -> Engine:
+    """An engine as is; a generator (nn.Module, eval mode) as the eager fp32 engine."""
+    return EagerEngine(model) if isinstance(model, nn.Module) else model
+
+
+def _threads(threads: int | None) -> int:
+    # The process's share as torch sees it: Ray sets OMP_NUM_THREADS to a replica's num_cpus.
+    return threads or torch.get_num_threads()
+
+
+class OpenVINOEngine:
+    """An exported OpenVINO IR compiled for the CPU: fp32, bf16, or int8 (FakeQuantize) with its
+    other layers in bf16 where the CPU has bf16 (OpenVINO runs them in fp32 where it has not)."""
+
+    def __init__(self, folder: Path, card: dict[str, Any], threads: int | None = None):
+        ov = require("openvino")
+        core = ov.Core()
+        hint = "f32" if engine_spec(card["engine"]).precision == "fp32" else "bf16"
+        compiled = core.compile_model(core.read_model(folder / IR_FILE), "CPU", {
+            "INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": _threads(threads),
+            "PERFORMANCE_HINT": "LATENCY"})
+        self.request = compiled.create_infer_request()
+        self.lock = threading.Lock()  # one infer request: its output buffer is reused by the next call
+        self.name, self.scale, self.card, self.folder = card["engine"], card["scale"], card, folder
+
+    def __call__(self, windows: list[np.ndarray]) -> list[np.ndarray]:
+        x = to_batch(windows)
+        with self.lock:
+            return from_batch(self.request.infer({0: x})[0])
+
+
+class OnnxEngine:
+    """An exported ONNX graph run by ONNX Runtime's CPU provider (fp32)."""
+
+    def __init__(self, folder: Path, card: dict[str, Any], threads: int | None = None):
+        ort = require("onnxruntime")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = _threads(threads), 1
+        self.session = ort.InferenceSession(str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+        self.name, self.scale, self.card, self.folder = card["engine"], card["scale"], card, folder
+
+    def __call__(self, windows: list[np.ndarray]) -> list[np.ndarray]:
+        return from_batch(self.session.run(None, {"lr": to_batch(windows)})[0])
+
+
+RUNTIME_ENGINES = {"openvino": OpenVINOEngine, "onnxruntime": OnnxEngine}
+
+
+def read_card(folder: str | Path) -> dict[str, Any]:
+    """An exported folder's engine.json; raises EngineError naming the folder."""
+    path = Path(folder) / CARD
+    return read_document(path.read_bytes, str(path), CARD_FORMAT, EngineError,
+                         f"not an exported engine (no {CARD}; `srgan export` writes one)")
+
+
+def load_engine(folder: str | Path, threads: int | None = None) -> Engine:
+    """Run an exported folder (see `export_engine`). Raises EngineUnavailable if its runtime is missing."""
+    card = read_card(folder)
+    return RUNTIME_ENGINES[engine_spec(card["engine"]).runtime](Path(folder), card, threads)
+
+
+def auto_engine_name(device: torch.device) -> str:
+    """What `auto` runs on `device`.
+
+    CPU: openvino-int8, measured on this project's 2-core AVX-512 VM (tests/benchmarks/
+    bench_engines.py, README "Inference engines") as the fastest engine within QUALITY_BOUND_DB of
+    eager fp32 on Set5, Set14 and BSD100. CUDA: eager-fp16, unmeasured (no GPU where this was
+    written): tensor cores take fp16 on every CUDA GPU, bf16 only from Ampere on.
+    """
+    return "eager-fp16" if device.type == "cuda" else "openvino-int8"
+
+
+def cache_root() -> Path:
+    """Where engines exported from generators are kept: $SRGAN_CACHE, else ~/.cache/srgan, + /engines."""
+    return Path(os.environ.get("SRGAN_CACHE") or Path.home() / ".cache" / "srgan") / "engines"
+
+
+def weights_digest(g: nn.Module) -> str:
+    """sha256 of the generator's state (names, shapes and float32 values): the cache key of its exports."""
+    h = hashlib.sha256()
+    for key, value in sorted(g.state_dict().items()):
+        h.update(f"{key}{tuple(value.shape)}".encode())
+        h.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _cache_key(name: str, g: nn.Module, calibration: Calibration) -> str:
+    spec = engine_spec(name)
+    versions = {p: getattr(importlib.import_module(p), "__version__", "?") for p in spec.packages}
+    parts = [weights_digest(g), name, RECIPE, torch.__version__, versions,
+             asdict(calibration) if spec.precision == "int8" else None]
+    return f"{name}-{hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]}"
+
+
+def _cached(name: str, g: nn.Module, calibration: Calibration, cache_dir: Path | None,
+            source: dict[str, Any] | None) -> Path:
+    """The folder of `name` exported from `g` in the cache, exported there first if it is not."""
+    from srgan.export import export_engine  # export builds on this module's engines
+
+    folder = (cache_dir or cache_root()) / _cache_key(name, g, calibration)
+    if (folder / CARD).is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        log.info("exporting %s into the cache %s (once per model)", name, folder)
+        export_engine(g, tmp, name, calibration=calibration, source=source)
+        os.replace(tmp, folder)  # atomic; a replica that got there first keeps its copy
+    except OSError:
+        if not (folder / CARD).is_file():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _runtime_engine(name: str, g: nn.Module, exported: Path | None, cache_dir: Path | None,
+                    threads: int | None, source: dict[str, Any] | None) -> Engine:
+    if exported is not None and (exported / CARD).is_file() and read_card(exported)["engine"] == name:
+        return load_engine(exported, threads)
+    for package in engine_spec(name).packages:
+        require(package)
+    return load_engine(_cached(name, g, Calibration(scale=g.scale), cache_dir, source), threads)
+
+
+def open_engine(name: str, g: nn.Module, *, exported: Path | None = None, cache_dir: Path | None = None,
+                threads: int | None = None, source: dict[str, Any] | None = None) -> Engine:
+    """The engine `name` (one of ENGINE_CHOICES) for generator `g` (eval mode).
+
+    A runtime engine comes from `exported` (a folder `srgan export` wrote, whose card names this
+    engine), else from the cache (`cache_dir`, default `cache_root()`), exported there from `g`
+    first. Where its runtime package is missing, logs the pip extra and returns the eager engine
+    of `ENGINES[name].fallback`. `threads` defaults to torch's; `source` describes `g` in a card.
+    """
+    if name == "auto":
+        return _auto(g, exported, cache_dir, threads, source)
+    spec = engine_spec(name)
+    if spec.runtime == "torch":
+        return EagerEngine(g, spec.precision)
+    try:
+        return _runtime_engine(name, g, exported, cache_dir, threads, source)
+    except EngineUnavailable as e:
+        log.warning("engine %s: %s; running %s instead", name, e, spec.fallback)
+        return EagerEngine(g, ENGINES[spec.fallback].precision)
+
+
+def set5_drop(card: dict[str, Any] | None) -> float:
+    """dB of Set5 PSNR an exported engine loses against eager fp32 (0 for an eager engine)."""
+    return 0.0 if card is None else card["set5_psnr"]["eager_fp32"] - card["set5_psnr"]["engine"]
+
+
+def _auto(g: nn.Module, exported: Path | None, cache_dir: Path | None, threads: int | None,
+          source: dict[str, Any] | None) -> Engine:
+    """`auto_engine_name`, checked on this model: an engine that loses more than QUALITY_BOUND_DB
+    of Set5 PSNR (its card's measurement) gives way to openvino-bf16."""
+    name = auto_engine_name(next(g.parameters()).device)
+    engine = open_engine(name, g, exported=exported, cache_dir=cache_dir, threads=threads, source=source)
+    if set5_drop(engine.card) > QUALITY_BOUND_DB:
+        log.warning("engine %s loses %.3f dB of Set5 PSNR on this model (bound %.2f); running openvino-bf16",
+                    name, set5_drop(engine.card), QUALITY_BOUND_DB)
+        engine = open_engine("openvino-bf16", g, exported=exported, cache_dir=cache_dir, threads=threads,
+                             source=source)
+    log.info("engine auto: %s", engine.name)
+    return engine

@@ -1,0 +1,139 @@
+"""Exporting a generator for a CPU runtime: an ONNX graph, an OpenVINO IR, an int8 IR.
+
+    generator (fp32) --torch.onnx--> model.onnx (dynamic N, h, w)           engine "onnx"
+                                     --openvino.convert_model--> model.xml  "openvino", "openvino-bf16"
+                                     --nncf.quantize(calibration)--> model.xml (int8)  "openvino-int8"
+    + engine.json: the card (source, precision, runtime version, Set5 PSNR, calibration)
+
+Graph I/O, whatever the runtime: input "lr" float32 (N, 3, h, w) in [0, 1]; output "sr" float32
+(N, 3, h*s, w*s), about [0, 1] and not clamped (clamp, x255 and round to get the image).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from srgan import ASSETS, __version__
+from srgan.benchmarks import evaluate_set
+from srgan.calibration import Calibration, calibration_tiles
+from srgan.engines import (
+    CARD,
+    CARD_FORMAT,
+    IR_FILE,
+    ONNX_FILE,
+    EagerEngine,
+    EngineError,
+    engine_spec,
+    load_engine,
+    require,
+    weights_digest,
+)
+from srgan.quantize import quantize_openvino
+
+log = logging.getLogger(__name__)
+
+BF16 = "bf16 where the CPU has it (OpenVINO's INFERENCE_PRECISION_HINT), else fp32"
+SET5 = ASSETS / "benchmarks" / "Set5"  # shipped, so every card can carry a measured PSNR
+
+
+def export_onnx(g: nn.Module, path: Path) -> None:
+    """Write `g` (any device) as an ONNX graph with dynamic batch, height and width (opset 17)."""
+    require("onnx")
+    g = copy.deepcopy(g).float().cpu().eval()
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of torch.export's, which needs onnxscript
+        # (another dependency) and gave the same graph for this convolution-only network.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(g, (torch.rand(1, 3, 32, 32),), str(path), dynamo=False, opset_version=17,
+                          input_names=["lr"], output_names=["sr"],
+                          dynamic_axes={"lr": {0: "n", 2: "h", 3: "w"}, "sr": {0: "n", 2: "H", 3: "W"}})
+
+
+def set5_psnr(engine: Any) -> float:
+    """Mean PSNR (dB, paper protocol) of `engine` on the shipped Set5, whole images."""
+    return evaluate_set(lambda lr: engine([lr])[0], SET5, engine.scale)["psnr"]
+
+
+_EAGER_SET5: dict[str, float] = {}  # weights digest -> eager fp32 Set5 PSNR: one measurement per model
+
+
+def _eager_set5(g: nn.Module, digest: str) -> float:
+    if digest not in _EAGER_SET5:
+        _EAGER_SET5[digest] = set5_psnr(EagerEngine(copy.deepcopy(g).float().cpu()))
+    return _EAGER_SET5[digest]
+
+
+def _write_card(folder: Path, card: dict[str, Any]) -> None:
+    (folder / CARD).write_text(json.dumps(card, indent=2))
+
+
+def _artifacts(g: nn.Module, folder: Path, name: str, calibration: Calibration) -> dict[str, Any]:
+    """Write the graph of engine `name` into `folder`; what the card says about it."""
+    onnx_path = folder / ONNX_FILE
+    export_onnx(g, onnx_path)
+    spec = engine_spec(name)
+    if spec.runtime == "onnxruntime":
+        return {"files": [ONNX_FILE], "runtime_version": require("onnxruntime").__version__,
+                "precision": "fp32"}
+    ov = require("openvino")
+    model = ov.convert_model(str(onnx_path))
+    about: dict[str, Any] = {"runtime_version": ov.__version__, "files": [IR_FILE, IR_FILE.replace(".xml", ".bin")],
+                             "precision": "fp32" if spec.precision == "fp32" else BF16}
+    if spec.precision == "int8":
+        tiles, info = calibration_tiles(calibration)
+        start = time.perf_counter()
+        model, kept = quantize_openvino(model, tiles)
+        info["seconds"] = round(time.perf_counter() - start, 1)
+        about |= {"precision": "int8 convolutions; the layers in `kept_in_higher_precision` and the residual "
+                               "additions in bf16 where the CPU has it, else fp32",
+                  "kept_in_higher_precision": kept, "nncf_version": require("nncf").__version__,
+                  "calibration": {**asdict(calibration), **info}}
+    ov.save_model(model, str(folder / IR_FILE), compress_to_fp16=False)
+    onnx_path.unlink()
+    return about
+
+
+def export_engine(g: nn.Module, folder: str | Path, name: str, *, calibration: Calibration | None = None,
+                  source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Export generator `g` (eval mode) as engine `name` into `folder` (created; files in it are
+    replaced) with its card, measure Set5 PSNR against eager fp32, and return the card.
+
+    int8 is calibrated on `calibration` (default: the shipped training images). `source`
+    (the model spec, its config...) is copied into the card.
+    """
+    spec = engine_spec(name)
+    if spec.runtime == "torch":
+        raise EngineError(f"engine {name} runs the PyTorch model itself: there is nothing to export")
+    for package in spec.packages:
+        require(package)
+    folder, digest = Path(folder), weights_digest(g)
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    card: dict[str, Any] = {"format": CARD_FORMAT, "engine": name, "runtime": spec.runtime, "scale": g.scale,
+                            **_artifacts(g, folder, name, calibration or Calibration(scale=g.scale)),
+                            "input": {"name": "lr", "dtype": "float32", "layout": "NCHW", "range": [0, 1],
+                                      "shape": ["N", 3, "h", "w"]},
+                            "output": {"name": "sr", "dtype": "float32", "layout": "NCHW",
+                                       "shape": ["N", 3, f"{g.scale}h", f"{g.scale}w"],
+                                       "range": "about [0, 1], not clamped: clamp, x255, round"},
+                            "source": {**(source or {}), "weights_sha256": digest},
+                            "export_seconds": None, "code_version": __version__}
+    card["export_seconds"] = round(time.perf_counter() - start, 1)
+    _write_card(folder, card)
+    card["set5_psnr"] = {"engine": round(set5_psnr(load_engine(folder)), 4),
+                         "eager_fp32": round(_eager_set5(g, digest), 4),
+                         "protocol": "Y of YCbCr, 4 px border cropped, shipped Set5 MATLAB-bicubic LR, whole images"}
+    _write_card(folder, card)
+    log.info("exported %s to %s in %.1f s; Set5 PSNR %.3f dB (eager fp32 %.3f)", name, folder,
+             card["export_seconds"], card["set5_psnr"]["engine"], card["set5_psnr"]["eager_fp32"])
+    return card

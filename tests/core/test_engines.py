@@ -1,0 +1,151 @@
+"""Inference engines (srgan.engines): each engine against eager fp32 on real images, the int8
+round trip through its card, deterministic calibration, the cache, and the eager fallback where a
+runtime package is missing."""
+
+import logging
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from srgan import ASSETS, SHIPPED_MODELS
+from srgan.calibration import Calibration, calibration_tiles
+from srgan.checkpoint import load_generator
+from srgan.config import ModelConfig
+from srgan.engines import (
+    QUALITY_BOUND_DB,
+    EagerEngine,
+    EngineError,
+    EngineUnavailable,
+    load_engine,
+    open_engine,
+    set5_drop,
+)
+from srgan.export import export_engine, set5_psnr
+from srgan.images import load_image
+from srgan.models import Generator
+
+SET5_LR = ASSETS / "benchmarks" / "Set5" / "LR_bicubic" / "X4"
+IMAGES = ("bird", "butterfly", "head")  # 72x72, 64x64, 70x70: three kinds of content, small enough to be quick
+
+# Fidelity to eager fp32: PSNR (dB) of the engine's uint8 output against eager fp32's, all pixels.
+# fp32 runtimes differ from PyTorch only in summation order (~1e-6), which flips the rounding of
+# a pixel now and then: at most 1 level. bf16 keeps 8 bits of mantissa, so the output moves by a
+# level or two: measured 49-52 dB (eager-bf16) and 51-53 dB (openvino-bf16) on these images.
+# int8 rounds activations to 256 levels per tensor: measured 43-46 dB. The bounds sit ~3 dB
+# under the lowest measurement; the Set5/Set14/BSD100 PSNR of each engine is in the README.
+MIN_FIDELITY_DB = {"eager-bf16": 46.0, "openvino-bf16": 46.0, "openvino-int8": 40.0}
+
+
+def fidelity(sr: np.ndarray, ref: np.ndarray) -> float:
+    mse = np.mean((sr.astype(np.float64) - ref.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Generator:
+    return load_generator(SHIPPED_MODELS["default"])
+
+
+@pytest.fixture(scope="module")
+def reference(shipped) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """name -> (LR uint8 image, eager fp32 SR)."""
+    lrs = {name: load_image(SET5_LR / f"{name}.png") for name in IMAGES}
+    return {name: (lr, EagerEngine(shipped)([lr])[0]) for name, lr in lrs.items()}
+
+
+@pytest.fixture
+def tiny() -> Generator:
+    torch.manual_seed(0)
+    return Generator(ModelConfig(channels=8, blocks=1)).eval()
+
+
+@pytest.mark.parametrize("name", ["onnx", "openvino", "eager-bf16", "openvino-bf16", "openvino-int8"])
+def test_engine_matches_eager_fp32_on_real_images(name, shipped, reference, shipped_int8):
+    engine = shipped_int8 if name == "openvino-int8" else open_engine(name, shipped)
+    assert engine.name == name and engine.scale == 4
+    for image, (lr, ref) in reference.items():
+        sr = engine([lr])[0]
+        assert sr.dtype == np.uint8 and sr.shape == ref.shape, image
+        diff = np.abs(sr.astype(int) - ref.astype(int))
+        if name in MIN_FIDELITY_DB:
+            assert fidelity(sr, ref) >= MIN_FIDELITY_DB[name], (image, fidelity(sr, ref))
+        else:
+            assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (image, diff.max(), (diff > 0).mean())
+
+
+def test_batches_of_windows_equal_single_windows(shipped_int8, reference):
+    lr = reference["bird"][0]
+    windows = [lr[:40, :40], lr[20:60, 10:50], lr[32:, 32:]]
+    batched = shipped_int8(windows)
+    for w, sr in zip(windows, batched):
+        assert np.abs(sr.astype(int) - shipped_int8([w])[0].astype(int)).max() <= 1
+
+
+def test_int8_round_trip_reproduces_its_card(shipped_int8):
+    card = shipped_int8.card
+    assert card["calibration"]["tiles"] > 0 and len(card["calibration"]["digest"]) == 64
+    assert card["kept_in_higher_precision"][:2] == ["/head/head.0/Conv/WithoutBiases", "/tail/Conv/WithoutBiases"]
+    assert set5_drop(card) <= QUALITY_BOUND_DB, card["set5_psnr"]
+    reloaded = load_engine(shipped_int8.folder)
+    assert abs(set5_psnr(reloaded) - card["set5_psnr"]["engine"]) < 1e-3
+
+
+def test_auto_is_int8_on_cpu_for_the_shipped_model(shipped, shipped_int8):
+    engine = open_engine("auto", shipped)
+    assert engine.name == "openvino-int8" and engine.folder == shipped_int8.folder  # from the cache
+
+
+def test_auto_gives_way_where_int8_costs_too_much(tiny, monkeypatch):
+    monkeypatch.setattr("srgan.engines.set5_drop", lambda card: 1.0 if card and "int8" in card["engine"] else 0.0)
+    assert open_engine("auto", tiny).name == "openvino-bf16"
+
+
+def test_calibration_is_deterministic():
+    tiles, info = calibration_tiles(Calibration(count=20))
+    again, info_again = calibration_tiles(Calibration(count=20))
+    _, info_other = calibration_tiles(Calibration(count=20, seed=1))
+    assert len(tiles) == 20 and tiles[0].shape == (48, 48, 3) and tiles[0].dtype == np.uint8
+    assert info == info_again and all(np.array_equal(a, b) for a, b in zip(tiles, again))
+    assert info_other["digest"] != info["digest"]
+
+
+def test_cache_exports_once_per_weights(tiny, engine_cache):
+    first = open_engine("onnx", tiny)
+    assert open_engine("onnx", tiny).folder == first.folder
+    with torch.no_grad():
+        tiny.tail.bias.add_(0.01)
+    assert open_engine("onnx", tiny).folder != first.folder
+
+
+def test_missing_runtime_falls_back_to_eager(tiny, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` now raises ImportError
+    with caplog.at_level(logging.WARNING, logger="srgan.engines"):
+        engine = open_engine("openvino-int8", tiny)
+    assert isinstance(engine, EagerEngine) and engine.name == "eager-bf16"
+    assert "openvino package is not installed (pip install 'srgan-ray[openvino]')" in caplog.text
+    assert engine([np.zeros((8, 8, 3), np.uint8)])[0].shape == (32, 32, 3)
+
+
+def test_exported_folder_without_its_runtime_says_what_to_install(tiny, tmp_path, monkeypatch):
+    export_engine(tiny, tmp_path, "onnx")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(EngineUnavailable, match=r"pip install 'srgan-ray\[onnx\]'"):
+        load_engine(tmp_path)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda g: open_engine("fast", g), "unknown engine 'fast'; choose one of auto, eager"),
+    (lambda g: open_engine("eager-fp16", g), "eager-fp16 runs on CUDA only"),
+    (lambda g: export_engine(g, "/nonexistent", "eager"), "nothing to export"),
+    (lambda g: EagerEngine(g)([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8)]), "window 1"),
+])
+def test_bad_requests_are_clear_errors(tiny, call, message):
+    with pytest.raises((EngineError, ValueError), match=message):
+        call(tiny)
+
+
+def test_not_an_exported_folder(tmp_path):
+    with pytest.raises(EngineError, match="not an exported engine"):
+        load_engine(tmp_path)
