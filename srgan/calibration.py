@@ -56,7 +56,7 @@ def calibration_tiles(spec: Calibration) -> tuple[list[np.ndarray], dict]:
     """
     files = image_files(spec.folders)
     hr_tile = spec.lr_size * spec.scale
-    # half-overlapping tiles: the six shipped images give 90 of 48 px instead of 36
+    # half-overlapping tiles: the six shipped images give 72 of 48 px instead of 36
     available = [lr for path in files
                  for _, _, _, lr in tile_pairs(load_image(path), spec.scale, hr_tile, hr_tile // 2)]
     if not available:

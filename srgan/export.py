@@ -94,8 +94,8 @@ def _artifacts(g: nn.Module, folder: Path, name: str, calibration: Calibration) 
         start = time.perf_counter()
         model, kept = quantize_openvino(model, tiles)
         info["seconds"] = round(time.perf_counter() - start, 1)
-        about |= {"precision": "int8 convolutions; the layers in `kept_in_higher_precision` and the residual "
-                               "additions in bf16 where the CPU has it, else fp32",
+        about |= {"precision": "int8 convolutions (weights per channel, activations per tensor); the layers in "
+                               "kept_in_higher_precision in bf16 where the CPU has it, else fp32",
                   "kept_in_higher_precision": kept, "nncf_version": require("nncf").__version__,
                   "calibration": {**asdict(calibration), **info}}
     ov.save_model(model, str(folder / IR_FILE), compress_to_fp16=False)

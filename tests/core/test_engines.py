@@ -30,12 +30,13 @@ SET5_LR = ASSETS / "benchmarks" / "Set5" / "LR_bicubic" / "X4"
 IMAGES = ("bird", "butterfly", "head")  # 72x72, 64x64, 70x70: three kinds of content, small enough to be quick
 
 # Fidelity to eager fp32: PSNR (dB) of the engine's uint8 output against eager fp32's, all pixels.
-# fp32 runtimes differ from PyTorch only in summation order (~1e-6), which flips the rounding of
-# a pixel now and then: at most 1 level. bf16 keeps 8 bits of mantissa, so the output moves by a
-# level or two: measured 49-52 dB (eager-bf16) and 51-53 dB (openvino-bf16) on these images.
-# int8 rounds activations to 256 levels per tensor: measured 43-46 dB. The bounds sit ~3 dB
-# under the lowest measurement; the Set5/Set14/BSD100 PSNR of each engine is in the README.
-MIN_FIDELITY_DB = {"eager-bf16": 46.0, "openvino-bf16": 46.0, "openvino-int8": 40.0}
+# fp32 runtimes differ from PyTorch only in summation order (~1e-6), which flips the rounding of a
+# pixel now and then: measured at most 1 level on 1.5e-4 of the pixels (ONNX Runtime), none
+# (OpenVINO). bf16 keeps 8 bits of mantissa: measured 54.3-56.8 dB (eager-bf16, openvino-bf16; at
+# most 3 levels) on the five Set5 images. int8 rounds the convolutions' inputs to 256 levels per
+# tensor: 49.5-51.4 dB (at most 9 levels). The bounds sit about 3 dB under the lowest measurement
+# (46 dB is an RMS error of 1.3 levels); the benchmark PSNR of each engine is in the README.
+MIN_FIDELITY_DB = {"eager-bf16": 51.0, "openvino-bf16": 51.0, "openvino-int8": 46.0}
 
 
 def fidelity(sr: np.ndarray, ref: np.ndarray) -> float:
@@ -86,7 +87,7 @@ def test_batches_of_windows_equal_single_windows(shipped_int8, reference):
 def test_int8_round_trip_reproduces_its_card(shipped_int8):
     card = shipped_int8.card
     assert card["calibration"]["tiles"] > 0 and len(card["calibration"]["digest"]) == 64
-    assert card["kept_in_higher_precision"][:2] == ["/head/head.0/Conv/WithoutBiases", "/tail/Conv/WithoutBiases"]
+    assert card["kept_in_higher_precision"][:2] == ["/tail/Conv/WithoutBiases", "/blocks/blocks.0/Add"]
     assert set5_drop(card) <= QUALITY_BOUND_DB, card["set5_psnr"]
     reloaded = load_engine(shipped_int8.folder)
     assert abs(set5_psnr(reloaded) - card["set5_psnr"]["engine"]) < 1e-3
