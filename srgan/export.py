@@ -7,6 +7,9 @@
 
 Graph I/O, whatever the runtime: input "lr" float32 (N, 3, h, w) in [0, 1]; output "sr" float32
 (N, 3, h*s, w*s), about [0, 1] and not clamped (clamp, x255 and round to get the image).
+
+The exported graph computes the generator's function with one change of form (`ExportGraph`):
+the 9x9 tail convolution runs before the last pixel shuffle instead of after it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from srgan import ASSETS, __version__
@@ -46,10 +50,69 @@ BF16 = "bf16 where the CPU has it (OpenVINO's INFERENCE_PRECISION_HINT), else fp
 SET5 = ASSETS / "benchmarks" / "Set5"  # shipped, so every card can carry a measured PSNR
 
 
+def subpixel_weight(w: torch.Tensor, r: int) -> tuple[torch.Tensor, int]:
+    """A convolution on a pixel-shuffled input, as a convolution before the shuffle.
+
+    For w (O, C, k, k), k odd, and y (N, C*r*r, h, w):
+        conv2d(pixel_shuffle(y, r), w, padding=k//2) == pixel_shuffle(conv2d(y, w2, padding=pad), r)
+    with w2 (O*r*r, C*r*r, k2, k2). Why: output pixel r*p + a reads input pixels r*p + a + u,
+    |u| <= k//2, which are pixel p + (a + u) // r of sub-pixel plane (a + u) % r before the shuffle;
+    so tap u of output phase a is tap (a + u) // r of input phase (a + u) % r. Zero padding agrees:
+    a pixel after the shuffle is outside the image exactly when its pixel before it is.
+
+    Returns:
+        w2 (a tap that no phase reads is zero) and its padding.
+    """
+    out_ch, in_ch, k, _ = w.shape
+    h = k // 2
+    lo, hi = -h // r, (r - 1 + h) // r  # the taps, before the shuffle, that some phase reads
+    w2 = w.new_zeros(out_ch * r * r, in_ch * r * r, hi - lo + 1, hi - lo + 1)
+    for a in range(r * r):  # output phase (row a // r, column a % r)
+        for b in range(r * r):  # input phase
+            for dy in range(lo, hi + 1):
+                u = r * dy + b // r - a // r
+                for dx in range(lo, hi + 1):
+                    v = r * dx + b % r - a % r
+                    if -h <= u <= h and -h <= v <= h:  # channel c*r*r + phase, as pixel_shuffle orders them
+                        w2[a::r * r, b::r * r, dy - lo, dx - lo] = w[:, :, u + h, v + h]
+    return w2, -lo
+
+
+class ExportGraph(nn.Module):
+    """The generator's function as exported: its tail convolution before the last pixel shuffle.
+
+    At the output size the 9x9 tail is a 64 -> 3 convolution, which fills 3 of the 16 lanes of
+    an AVX-512 register; before the shuffle it is 256 -> 12 (5x5) on a quarter of the pixels:
+    23% more multiply-adds, 4x fewer wasted lanes. Measured on 128 px, one thread: openvino-int8
+    1.67x faster (the tail stays in bf16 there), openvino-bf16 1.19x; same PSNR. The last PReLU
+    moves before the shuffle with it (per-channel slopes repeated for each sub-pixel plane).
+    """
+
+    def __init__(self, g: nn.Module):
+        super().__init__()
+        self.g, last, r = g, g.upsample[-1], 2
+        self.conv = last.conv
+        slopes = last.act.weight.detach()
+        self.act = nn.PReLU(slopes.numel() * (r * r if slopes.numel() > 1 else 1))
+        self.act.weight.data = slopes.repeat_interleave(r * r) if slopes.numel() > 1 else slopes.clone()
+        w2, pad = subpixel_weight(g.tail.weight.detach(), r)
+        self.tail = nn.Conv2d(w2.shape[1], w2.shape[0], w2.shape[2], padding=pad)
+        self.tail.weight.data, self.tail.bias.data = w2, g.tail.bias.detach().repeat_interleave(r * r)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        g = self.g
+        feat = g.head(lr)  # as Generator.forward up to the last upsampling block
+        feat = feat + g.trunk_tail(g.blocks(feat))
+        for block in g.upsample[:-1]:
+            feat = block(feat)
+        return F.pixel_shuffle(self.tail(self.act(self.conv(feat))), 2)  # (B, 3, H*s, W*s)
+
+
 def export_onnx(g: nn.Module, path: Path) -> None:
-    """Write `g` (any device) as an ONNX graph with dynamic batch, height and width (opset 17)."""
+    """Write generator `g` (any device) as an ONNX graph of `ExportGraph(g)`, with dynamic batch,
+    height and width (opset 17)."""
     require("onnx")
-    g = copy.deepcopy(g).float().cpu().eval()
+    g = ExportGraph(copy.deepcopy(g).float().cpu()).eval()
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of torch.export's, which needs onnxscript
         # (another dependency) and gave the same graph for this convolution-only network.

@@ -90,10 +90,13 @@ def worker(conn: Connection, model: str, name: str, threads: int, size: int) -> 
     image = photo(size)
     run([image])  # first call: kernels compiled for the shape
     conn.send(about)
-    while conn.recv():
-        start = time.perf_counter()
-        run([image])
-        conn.send(time.perf_counter() - start)
+    try:
+        while conn.recv():
+            start = time.perf_counter()
+            run([image])
+            conn.send(time.perf_counter() - start)
+    except EOFError:  # the parent is gone
+        pass
 
 
 def measure(args: argparse.Namespace, names: list[str], size: int) -> dict[str, list[float]]:
