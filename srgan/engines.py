@@ -17,13 +17,15 @@ graph on a CPU runtime.
 A runtime engine is an exported folder: the graph (`model.onnx`, or OpenVINO IR `model.xml` +
 `model.bin`) and a card (`engine.json`: source model, precision, runtime version, Set5 PSNR,
 calibration). `export_engine` writes one; `load_engine` runs one. `open_engine(name, g)` exports
-`g` once into a cache folder keyed by its weights (int8 calibration takes about a minute) and
-loads it from there afterwards. Runtime packages are imported only when used; where one is
+`g` once into a cache folder keyed by its weights (int8: half a minute on 2 cores) and loads it
+from there afterwards. Runtime packages are imported only when used; where one is
 missing, `open_engine` logs the pip extra to install and runs the eager engine instead.
 
-Graphs have dynamic batch, height and width: OpenVINO's CPU plugin keeps compiled kernels per
-input shape itself, and a 128 px window ran as fast through the dynamic graph as through one
-reshaped to that shape (see `tests/benchmarks/bench_engines.py --static`).
+Graphs have dynamic batch, height and width, compiled once: OpenVINO's CPU plugin keeps kernels
+per input shape itself. The int8 graph reshaped to one static shape and compiled for it was 1.08x
+faster at 128 px and 1.05x at 512 px (tests/benchmarks/bench_engines.py --static, one thread),
+within this VM's noise between rounds; not worth a compilation (~1 s) per new shape, which
+`evaluate` (a shape per image) would pay on every image.
 """
 
 from __future__ import annotations
@@ -223,7 +225,10 @@ def read_card(folder: str | Path) -> dict[str, Any]:
 def load_engine(folder: str | Path, threads: int | None = None) -> Engine:
     """Run an exported folder (see `export_engine`). Raises EngineUnavailable if its runtime is missing."""
     card = read_card(folder)
-    return RUNTIME_ENGINES[engine_spec(card["engine"]).runtime](Path(folder), card, threads)
+    runtime = engine_spec(card["engine"]).runtime
+    if runtime not in RUNTIME_ENGINES:
+        raise EngineError(f"{folder}: engine {card['engine']} has no exported graph to run")
+    return RUNTIME_ENGINES[runtime](Path(folder), card, threads)
 
 
 def auto_engine_names(device: torch.device) -> tuple[str, ...]:

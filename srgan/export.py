@@ -114,8 +114,8 @@ def export_onnx(g: nn.Module, path: Path) -> None:
     require("onnx")
     g = ExportGraph(copy.deepcopy(g).float().cpu()).eval()
     with warnings.catch_warnings():
-        # The TorchScript exporter is deprecated in favour of torch.export's, which needs onnxscript
-        # (another dependency) and gave the same graph for this convolution-only network.
+        # The TorchScript exporter is deprecated in favour of torch.export's, which needs onnxscript,
+        # one more dependency; this one writes the convolutions and pixel shuffles of the generator.
         warnings.simplefilter("ignore")
         torch.onnx.export(g, (torch.rand(1, 3, 32, 32),), str(path), dynamo=False, opset_version=17,
                           input_names=["lr"], output_names=["sr"],

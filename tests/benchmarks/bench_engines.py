@@ -4,8 +4,7 @@
                                               [--threads 1] [--engines eager,openvino-int8,...] [--static]
 
 Each engine runs in its own process (one runtime per process, as in a replica: PyTorch's OpenMP
-threads and OpenVINO's TBB threads in one process spin against each other and slowed eager
-several-fold in a first version of this script). The parent interleaves them: each round asks
+pool and OpenVINO's TBB pool never compete for the cores). The parent interleaves them: each round asks
 every engine in turn for one image of one size (batch 1), one at a time, so that a busy host
 slows them alike; the table gives medians over rounds and ratios against today's endpoint path
 (eager bf16 autocast on a contiguous tensor) and against the eager-bf16 engine (bf16 +
