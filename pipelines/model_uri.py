@@ -18,7 +18,8 @@ import torch
 from pipelines import storage
 from srgan import SHIPPED_MODELS
 from srgan.checkpoint import CheckpointError, load_generator, read_meta
-from srgan.engines import Engine, open_engine
+from srgan.engines import Engine
+from srgan.inference import open_engine
 from srgan.models import Generator
 
 

@@ -31,7 +31,7 @@ With the residual stream still quantized, the overflow fix off, the mixed preset
 correction each moved the PSNR by under 0.03 dB.
 
 (These times are of the graph before the tail convolution moved before the last pixel shuffle,
-srgan.export.ExportGraph; with it the row used became 1.67x faster at the same PSNR.) The row used
+srgan.graphs.ExportGraph; with it the row used became 1.67x faster at the same PSNR.) The row used
 is 3% slower than its symmetric twin for a quarter of the loss. The fastest row
 within 0.05 dB (tail in int8, full bias correction) is 1.3x faster, but keeps only 0.012 dB of
 margin on Set5 and its bias correction took 12 minutes on the busy 2 cores (fast bias correction:

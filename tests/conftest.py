@@ -34,7 +34,7 @@ def shipped_int8(engine_cache):
     """The shipped SRResNet as openvino-int8 (the CPU default), exported once per session into the cache."""
     from srgan import SHIPPED_MODELS
     from srgan.checkpoint import load_generator
-    from srgan.engines import open_engine
+    from srgan.inference import open_engine
 
     engine = open_engine("openvino-int8", load_generator(SHIPPED_MODELS["default"]))
     assert engine.name == "openvino-int8", "the openvino extra is not installed (scripts/install.sh installs it)"

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.model_uri import checkpoint_folder, portable
     from srgan.calibration import Calibration
     from srgan.checkpoint import CONFIG, G_WEIGHTS, load_generator, read_meta
-    from srgan.export import export_engine
+    from srgan.graphs import export_engine
 
     if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
         raise UsageError(f"--out {args.out} is not empty (--overwrite writes into it)")

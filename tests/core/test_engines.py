@@ -13,17 +13,10 @@ from srgan import ASSETS, SHIPPED_MODELS
 from srgan.calibration import Calibration, calibration_tiles
 from srgan.checkpoint import load_generator
 from srgan.config import ModelConfig
-from srgan.engines import (
-    QUALITY_BOUND_DB,
-    EagerEngine,
-    EngineError,
-    EngineUnavailable,
-    load_engine,
-    open_engine,
-    set5_drop,
-)
-from srgan.export import ExportGraph, export_engine, set5_psnr
+from srgan.engines import EagerEngine, EngineError, EngineUnavailable, load_engine
+from srgan.graphs import ExportGraph, export_engine, set5_psnr
 from srgan.images import load_image
+from srgan.inference import QUALITY_BOUND_DB, open_engine, set5_drop
 from srgan.models import Generator
 
 SET5_LR = ASSETS / "benchmarks" / "Set5" / "LR_bicubic" / "X4"
@@ -100,9 +93,9 @@ def test_auto_is_int8_on_cpu_for_the_shipped_model(shipped, shipped_int8):
 
 def test_auto_gives_way_where_an_engine_costs_too_much(tiny, monkeypatch):
     # (the shipped GAN generator is such a model: -0.064 dB on Set5 in int8, README)
-    monkeypatch.setattr("srgan.engines.set5_drop", lambda card: 1.0 if card and "int8" in card["engine"] else 0.0)
+    monkeypatch.setattr("srgan.inference.set5_drop", lambda card: 1.0 if card and "int8" in card["engine"] else 0.0)
     assert open_engine("auto", tiny).name == "openvino-bf16"
-    monkeypatch.setattr("srgan.engines.set5_drop", lambda card: 0.0 if card is None else 1.0)
+    monkeypatch.setattr("srgan.inference.set5_drop", lambda card: 0.0 if card is None else 1.0)
     assert open_engine("auto", tiny).name == "eager"
 
 
@@ -136,7 +129,7 @@ def test_cache_exports_once_per_weights(tiny, engine_cache):
 
 def test_missing_runtime_falls_back_to_eager(tiny, monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` now raises ImportError
-    with caplog.at_level(logging.WARNING, logger="srgan.engines"):
+    with caplog.at_level(logging.WARNING, logger="srgan.inference"):
         engine = open_engine("openvino-int8", tiny)
     assert isinstance(engine, EagerEngine) and engine.name == "eager-bf16"
     assert "openvino package is not installed (pip install 'srgan-ray[openvino]')" in caplog.text

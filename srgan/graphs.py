@@ -1,4 +1,4 @@
-"""Exporting a generator for a CPU runtime: an ONNX graph, an OpenVINO IR, an int8 IR.
+"""Exported graphs of a generator for a CPU runtime: an ONNX graph, an OpenVINO IR, an int8 IR.
 
     generator (fp32) --torch.onnx--> model.onnx (dynamic N, h, w)           engine "onnx"
                                      --openvino.convert_model--> model.xml  "openvino", "openvino-bf16"
