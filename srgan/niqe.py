@@ -32,7 +32,7 @@ from scipy.special import gamma
 
 from srgan import ASSETS
 from srgan.bicubic import imresize
-from srgan.metrics import rgb_to_y
+from srgan.metrics import luma
 
 PRISTINE_PARAMS = ASSETS / "metrics" / "niqe_pris_params.npz"
 BLOCK = 96  # the block size of the pristine model; NIQE is defined for it only
@@ -116,12 +116,6 @@ def _distance(features: np.ndarray, mu_p: np.ndarray, cov_p: np.ndarray) -> floa
     return float(np.sqrt(d @ pinv @ d))
 
 
-def _luma(img: np.ndarray) -> np.ndarray:
-    if img.dtype != np.uint8 or not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
-        raise ValueError(f"niqe expects a uint8 RGB (H, W, 3) or gray (H, W) image, got {img.dtype} {img.shape}")
-    return img.astype(np.float64) if img.ndim == 2 else rgb_to_y(img)  # gray is its own Y (see srgan.metrics)
-
-
 def niqe(img: np.ndarray, crop_border: int = 0) -> float:
     """NIQE of an image, as the authors' MATLAB release (R2021a) computes it on MATLAB's Y channel.
 
@@ -141,7 +135,7 @@ def niqe(img: np.ndarray, crop_border: int = 0) -> float:
         ValueError: not a uint8 RGB or gray image, a negative crop, or under one 96x96 block
             after cropping.
     """
-    y = _luma(img)
+    y = luma(img, "niqe's image")  # gray is its own Y, as in srgan.metrics
     if crop_border < 0:
         raise ValueError(f"niqe crop_border must be >= 0, got {crop_border}")
     if crop_border:
