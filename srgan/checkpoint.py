@@ -1,6 +1,8 @@
 """The one checkpoint format: a folder with safetensors weights and a JSON config.
 
-    generator.safetensors      generator weights (loading never unpickles anything)
+    generator.safetensors      generator weights (loading never unpickles anything); with an EMA
+                               of the weights (train.ema_decay), the EMA: what is evaluated and served
+    generator_train.safetensors  (EMA runs only) the trained weights themselves, to resume from
     config.json                {"format", "model": ModelConfig, "config": the full resolved Config, ...}
     discriminator.safetensors  (optional) discriminator weights
     training_state.pt          (optional) optimizers, schedulers, step, RNG: plain tensors and
@@ -21,11 +23,12 @@ from torch import nn
 
 from srgan import UserError
 from srgan.config import Config, ConfigError, ModelConfig, from_dict, read_document, to_dict
-from srgan.models import Discriminator, Generator
+from srgan.models import Generator, discriminator
 
 FORMAT = "srgan-checkpoint/1"
-G_WEIGHTS, D_WEIGHTS, CONFIG, STATE = ("generator.safetensors", "discriminator.safetensors",
-                                       "config.json", "training_state.pt")
+G_WEIGHTS, G_TRAIN_WEIGHTS, D_WEIGHTS, CONFIG, STATE = (
+    "generator.safetensors", "generator_train.safetensors", "discriminator.safetensors", "config.json",
+    "training_state.pt")
 
 
 class CheckpointError(UserError):
@@ -37,11 +40,15 @@ def _state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(folder: str | Path, g: nn.Module, cfg: Config, d: nn.Module | None = None,
-                    training_state: dict[str, Any] | None = None, **meta: Any) -> Path:
-    """Write a checkpoint folder. `g` and `d` are plain modules (unwrap DDP first)."""
+                    training_state: dict[str, Any] | None = None, g_train: nn.Module | None = None,
+                    **meta: Any) -> Path:
+    """Write a checkpoint folder. `g`, `d` and `g_train` (the trained weights, when `g` is their EMA)
+    are plain modules (unwrap DDP first)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_file(_state(g), folder / G_WEIGHTS)
+    if g_train is not None:
+        save_file(_state(g_train), folder / G_TRAIN_WEIGHTS)
     if d is not None:
         save_file(_state(d), folder / D_WEIGHTS)
     if training_state is not None:
@@ -80,9 +87,9 @@ def load_generator(folder: str | Path) -> Generator:
     return _load_into(Generator(model_config(folder)), folder / G_WEIGHTS).eval()
 
 
-def load_discriminator(folder: str | Path) -> Discriminator:
+def load_discriminator(folder: str | Path) -> nn.Module:
     folder = Path(folder)
-    return _load_into(Discriminator(model_config(folder)), folder / D_WEIGHTS)
+    return _load_into(discriminator(model_config(folder)), folder / D_WEIGHTS)
 
 
 def load_training_state(folder: str | Path) -> dict[str, Any] | None:

@@ -51,7 +51,8 @@ def test_two_phase_run_with_two_workers(tiny_shards, tmp_path, monkeypatch):
         assert run.data.params["phase"] == phase and run.data.params["model.blocks"] == "1"
         assert run.data.params["workers"] == "2"
         assert len(client.get_metric_history(run.info.run_id, "train/g_loss")) == 4
-        assert {"val/psnr", "val/ssim", "train/steps_per_s", "train/data_wait_s"} <= set(run.data.metrics)
+        assert {"val/psnr", "val/ssim", "val/niqe", "val/artifacts", "val/hr_niqe", "train/steps_per_s",
+                "train/data_wait_s"} <= set(run.data.metrics)
         # the tiny preset turns bf16 off; left to the device (null), a CPU worker turns it on
         assert run.data.params["train.bf16"] == str(phase == "srgan")
         artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "val")]
