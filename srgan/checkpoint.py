@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,22 @@ def load_generator(folder: str | Path) -> Generator:
     """Rebuild the generator from a checkpoint folder alone, in eval mode, on the CPU."""
     folder = Path(folder)
     return _load_into(Generator(model_config(folder)), folder / G_WEIGHTS).eval()
+
+
+def interpolate(g0: Generator, g1: Generator, alpha: float) -> Generator:
+    """Network interpolation (ESRGAN, Wang et al. 2018): a generator whose every weight is
+    (1 - alpha) * g0's + alpha * g1's, for two generators of one architecture fine-tuned from each
+    other (the SRResNet and the SRGAN made from it). alpha 0 is g0 exactly, 1 is g1 exactly; in
+    between, a perception-distortion dial from g0's fidelity to g1's texture. In eval mode."""
+    if not 0 <= alpha <= 1:
+        raise CheckpointError(f"alpha must be in [0, 1], got {alpha}")
+    s0, s1 = g0.state_dict(), g1.state_dict()
+    if s0.keys() != s1.keys() or any(s0[k].shape != s1[k].shape for k in s0):
+        raise CheckpointError("the two generators to interpolate have different architectures")
+    g = copy.deepcopy(g0)
+    # (1 - a) * w0 + a * w1 rather than lerp: w0 + a * (w1 - w0) is not exactly w1 at a = 1 in floats
+    g.load_state_dict({k: (1 - alpha) * s0[k] + alpha * s1[k] if s0[k].is_floating_point() else s0[k] for k in s0})
+    return g.eval()
 
 
 def load_discriminator(folder: str | Path) -> nn.Module:
