@@ -36,7 +36,7 @@ from srgan.losses import LossFn, content_loss, discriminator_gan_loss, generator
 from srgan.models import Generator, discriminator
 
 log = logging.getLogger("srgan.train")
-Batch = tuple[torch.Tensor, torch.Tensor]  # uint8 (B, h, w, 3) LR and (B, h*s, w*s, 3) HR crops
+Batch = tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray]  # uint8 (B, h, w, 3) LR, (B, h*s, w*s, 3) HR
 VAL_METRICS = ("psnr", "ssim", "niqe", "artifacts")
 
 
@@ -108,15 +108,16 @@ class Trainer:
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {k: v for k, v in (("g_opt", self.g_opt), ("d_opt", self.d_opt)) if v is not None}
 
-    def _input(self, batch: torch.Tensor) -> torch.Tensor:
+    def _input(self, batch: torch.Tensor | np.ndarray) -> torch.Tensor:
         """uint8 (B, H, W, 3) -> float32 (B, 3, H, W) in [0, 1] on the device."""
-        x = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        x = torch.as_tensor(batch).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
         return x.contiguous(memory_format=torch.channels_last if self.cfg.train.channels_last
                             else torch.contiguous_format)
 
     # ------------------------------------------------------------ one step
 
-    def train_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float | torch.Tensor]:
+    def train_step(self, lr: torch.Tensor | np.ndarray, hr: torch.Tensor | np.ndarray
+                   ) -> dict[str, float | torch.Tensor]:
         """One step at this step's learning rate: G, then (phase srgan) D.
 
         Args:
