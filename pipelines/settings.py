@@ -65,6 +65,16 @@ class TrainJob:
 
 
 @dataclass(frozen=True)
+class WorkerSetup:
+    """What the driver tells every worker: the job resolved for them (config decided for the
+    device, absolute paths, the tracking URI) and what only the driver can find out."""
+
+    job: TrainJob
+    threads: int  # torch threads per worker: its CPU share, rounded up
+    experiment_id: str
+
+
+@dataclass(frozen=True)
 class ServeSettings:
     """A replica's settings: the Serve config's `args`, or `srgan serve` flags."""
 
@@ -81,13 +91,3 @@ class ServeSettings:
     def from_args(cls, args: dict[str, Any]) -> ServeSettings:
         """From a Serve config's `args` (YAML values, or strings from `serve run ... tile=64`)."""
         return build(cls, args)
-
-
-@dataclass(frozen=True)
-class WorkerSetup:
-    """What the driver tells every worker: the job resolved for them (config decided for the
-    device, absolute paths, the tracking URI) and what only the driver can find out."""
-
-    job: TrainJob
-    threads: int  # torch threads per worker: its CPU share, rounded up
-    experiment_id: str
