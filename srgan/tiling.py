@@ -62,11 +62,16 @@ def cut(lr: np.ndarray, t: Tile) -> np.ndarray:
     return lr[t.y:t.y + t.h, t.x:t.x + t.w]
 
 
-def paste(out: np.ndarray, sr_window: np.ndarray, t: Tile, scale: int) -> None:
-    """Copy the core of one SR window into the (H*s, W*s, C) output, in place."""
+def core(sr_window: np.ndarray, t: Tile, scale: int) -> np.ndarray:
+    """The part of an upscaled window (h*s, w*s[, C]) that tile `t` contributes: (core_h*s, core_w*s[, C])."""
     oy, ox = (t.core_y - t.y) * scale, (t.core_x - t.x) * scale
+    return sr_window[oy:oy + t.core_h * scale, ox:ox + t.core_w * scale]
+
+
+def paste(out: np.ndarray, sr_window: np.ndarray, t: Tile, scale: int) -> None:
+    """Copy the core of one SR window into the (H*s, W*s[, C]) output, in place."""
     out[t.core_y * scale:(t.core_y + t.core_h) * scale, t.core_x * scale:(t.core_x + t.core_w) * scale] = \
-        sr_window[oy:oy + t.core_h * scale, ox:ox + t.core_w * scale]
+        core(sr_window, t, scale)
 
 
 def upscale_tiled(run: Callable[[list[np.ndarray]], list[np.ndarray]], lr: np.ndarray, scale: int,
