@@ -10,7 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipelines.commands import MODEL_HELP
-from srgan.images import IMAGE_SUFFIXES, ImageError, decode_image, encode_image, read_bytes
+from srgan.images import IMAGE_SUFFIXES, ImageError, decode_image, read_bytes, write_image
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,10 @@ def run(args: argparse.Namespace) -> int:
         except ImageError as e:
             failed.append(str(e))
             continue
-        out = upscale_image(g, image, args.tile, args.pad, args.bf16)
+        out = upscale_image(g, image, args.tile, args.pad, args.bf16, fmt=args.format)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        dst.write_bytes(encode_image(out.rgb, args.format, args.quality, out.alpha, out.grayscale))
+        with dst.open("wb") as f:
+            write_image(f, out, args.format, args.quality, str(dst))
         done += 1
     print(f"upscaled {done}, kept {skipped} existing (--overwrite replaces them), failed {len(failed)}; "
           f"outputs in {args.out}")
