@@ -34,6 +34,7 @@ Request state lives in local variables only: replicas are safe under concurrency
 # (a string `Request` there makes it expect a query parameter named `request`).
 import asyncio
 import contextlib
+import ctypes
 import functools
 import logging
 import re
@@ -295,6 +296,22 @@ async def encoded_chunks(img: Image.Image, fmt: str, quality: int, on_done: Call
         on_done()
 
 
+def give_freed_memory_back() -> None:
+    """Make glibc return freed image buffers to the system. By default it serves large blocks from
+    its heaps once a large mmapped block has been freed (its mmap threshold climbs to 32 MB) and
+    keeps up to 8 heaps a core for a threaded process; freed canvases then stay resident, and the
+    Ingress's RSS rose 28% in a 10-minute soak though nothing leaked. A fixed 1 MiB threshold
+    (buffers above it are mmapped and unmapped when freed) and 2 heaps keep it flat. No-op where
+    the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_mmap_threshold, m_arena_max = -3, -8  # glibc's mallopt parameters (malloc.h)
+    libc.mallopt(m_mmap_threshold, 1 << 20)
+    libc.mallopt(m_arena_max, 2)
+
+
 # ---------------------------------------------------------------- the model deployment
 
 @serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=4, max_queued_requests=8,
@@ -304,7 +321,11 @@ class Upscaler:
     """The generator. Each request is one LR image; its windows go through `_infer`, which batches
     the windows of every request in flight; each SR core is streamed back as soon as it is done.
     Memory: the model, one batch's activations, and per request its LR image and at most
-    `max_batch_size` windows in flight."""
+    `max_batch_size` windows in flight.
+
+    Serve warns at start that `max_batch_size` x 1 > `max_ongoing_requests` means batches never
+    fill: that holds where a request is one item; here each request puts up to `max_batch_size`
+    windows in the batch queue, so one request alone fills a batch."""
 
     def __init__(self, settings: dict[str, Any]):
         from pipelines.model_uri import load_model  # torch: only the model's replicas import it
@@ -380,6 +401,7 @@ class Ingress:
     pixel work runs in a thread."""
 
     def __init__(self, upscaler: DeploymentHandle, settings: dict[str, Any]):
+        give_freed_memory_back()
         self.settings = s = ServeSettings(**settings)
         self.upscaler = upscaler
         self.max_body = int(s.max_body_mb * 2**20)
