@@ -69,10 +69,11 @@ class ServeSettings:
     """What both deployments of the Serve app are told: the Serve config's `args`, or `srgan serve`
     flags. Replica counts, queues and resources are the deployments' own options (cluster/serve.yaml).
 
-    Memory, per ingress replica: each upscale request reserves its body plus
-    `request_bytes_per_pixel` per input pixel (decode, canvas, alpha: about 96 B at x4, so 404 MB
-    for a 4 MP upload with a 20 MB body) out of `memory_budget_mb`; a request that does not fit is
-    refused with 503. README "Serve and upscale" has the per-replica budgets and the pod limits.
+    Memory, per Ingress replica: each upscale request reserves its body plus
+    `pipelines.serve.request_bytes(pixels)` (decode, canvas, alpha, bicubic work: 100 B per input
+    pixel + 20 MB at x4, so 440 MB for a 4 MP upload with a 20 MB body) out of `memory_budget_mb`;
+    a request that does not fit is refused with 503. README "Serve and upscale" has the
+    per-replica budgets and the pod limits.
     """
 
     model: str = "default"  # "default", "srgan", a checkpoint folder/URI, or models:/NAME@ALIAS
