@@ -76,7 +76,15 @@ class WorkerSetup:
 
 @dataclass(frozen=True)
 class ServeSettings:
-    """A replica's settings: the Serve config's `args`, or `srgan serve` flags."""
+    """What both deployments of the Serve app are told: the Serve config's `args`, or `srgan serve`
+    flags. Replica counts, queues and resources are the deployments' own options (cluster/serve.yaml).
+
+    Memory, per Ingress replica: each upscale request reserves its body plus
+    `pipelines.serve.request_bytes(pixels)` (decode, canvas, alpha, bicubic work: 100 B per input
+    pixel + 20 MB at x4, so 440 MB for a 4 MP upload with a 20 MB body) out of `memory_budget_mb`;
+    a request that does not fit is refused with 503. README "Serve and upscale" has the
+    per-replica budgets and the pod limits.
+    """
 
     model: str = "default"  # "default", "srgan", a checkpoint folder/URI, or models:/NAME@ALIAS
     tile: int = 128  # LR px per tile core
@@ -84,7 +92,13 @@ class ServeSettings:
     bf16: bool = False
     max_body_mb: float = 20.0
     max_pixels: int = 4_000_000  # input pixels; the output has scale^2 times as many
-    max_batch_size: int = 8
+    max_side: int = 4096  # input px per side: long strips are refused from the header
+    max_tiles: int = 400  # SR tiles per request (a 4 MP image in 128 px tiles is at most ~290)
+    max_batch_size: int = 8  # SR windows per forward pass, across requests
+    request_timeout_s: float = 300.0  # body, decode, queue and upscaling; then 504 (encoding streams after)
+    max_requests: int = 32  # upscale requests one ingress replica holds at once; more get 503
+    memory_budget_mb: int = 2048  # bytes one ingress replica reserves for requests in progress
+    retry_after_s: int = 5  # the Retry-After of a 503
     tracking_uri: str | None = None
 
     @classmethod

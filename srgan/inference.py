@@ -1,4 +1,4 @@
-"""Running a generator on uint8 images: whole, in batches of windows, or tile by tile."""
+"""Running a generator on uint8 images: whole, in batches of windows, or tile by tile into a canvas."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import contextlib
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
-from srgan.bicubic import imresize
+from srgan.canvas import Canvas
 from srgan.images import Decoded
-from srgan.metrics import rgb_to_gray
-from srgan.tiling import upscale_tiled
+from srgan.tiling import core, cut, plan_tiles
 
 
 def autocast(device: torch.device | str, enabled: bool) -> contextlib.AbstractContextManager:
@@ -34,16 +34,15 @@ def upscale(g: nn.Module, rgb: np.ndarray, bf16: bool = False) -> np.ndarray:
     return upscale_windows(g, [rgb], bf16)[0]
 
 
-def finish_upscale(image: Decoded, rgb_sr: np.ndarray, scale: int) -> Decoded:
-    """The upscaled image in the source's kind: a grayscale source back to equal planes (so it
-    encodes as grayscale), its alpha plane upscaled by bicubic."""
-    if image.grayscale:
-        rgb_sr = np.repeat(rgb_to_gray(rgb_sr)[..., None], 3, axis=2)
-    alpha = imresize(image.alpha, scale) if image.alpha is not None else None
-    return Decoded(rgb=rgb_sr, alpha=alpha, grayscale=image.grayscale)
-
-
-def upscale_image(g: nn.Module, image: Decoded, tile: int, pad: int, bf16: bool = False, batch: int = 4) -> Decoded:
-    """Upscale a decoded image tile by tile (memory bounded by the tile): the offline path."""
-    rgb = upscale_tiled(lambda windows: upscale_windows(g, windows, bf16), image.rgb, g.scale, tile, pad, batch)
-    return finish_upscale(image, rgb, g.scale)
+def upscale_image(g: nn.Module, image: Decoded, tile: int, pad: int, bf16: bool = False, batch: int = 4,
+                  fmt: str = "png") -> Image.Image:
+    """Upscale a decoded image tile by tile, the offline path: SR windows run `batch` at a time and
+    their cores go straight into a `Canvas` (memory: the output's one copy plus a batch of windows).
+    Returns the Pillow image `write_image` encodes as `fmt` (see `Canvas` for its mode)."""
+    canvas = Canvas(image, g.scale, fmt)
+    tiles = plan_tiles(image.rgb.shape[0], image.rgb.shape[1], tile, pad)
+    for i in range(0, len(tiles), batch):
+        group = tiles[i:i + batch]
+        for t, sr in zip(group, upscale_windows(g, [cut(image.rgb, t) for t in group], bf16)):
+            canvas.paste(t, core(sr, t, g.scale))
+    return canvas.finish()

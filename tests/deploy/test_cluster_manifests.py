@@ -224,7 +224,7 @@ def test_rayservice_serve_config_parses_and_imports():
         builder = getattr(importlib.import_module(module), attr)
         assert callable(builder), app.import_path
         builder(app.args)  # the app's args are valid Settings (unknown keys are errors); binds, starts nothing
-        deployments = {importlib.import_module(module).Upscaler.name}
+        deployments = {importlib.import_module(module).Ingress.name, importlib.import_module(module).Upscaler.name}
         assert {d.name for d in app.deployments} <= deployments
 
 
