@@ -1,22 +1,21 @@
-"""Ray Data: the stream of random training crops that feeds the Ray Train workers.
+"""Ray Data: the stream of training tiles that feeds the Ray Train workers.
 
-    shard files (pipelines.shards) -> one Ray Data task per file: read, crop every tile
-    -> dataset shard per worker (`ray.train.get_dataset_shard`) -> batches of uint8 crops
+    shard files (pipelines.shards) -> one Ray Data task per file, in a seeded order: its tiles
+    -> a dataset shard per worker (`ray.train.get_dataset_shard`)
+    -> the worker's CropStream: shuffled, randomly cropped batches (srgan.crops)
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import ray
-import torch
 from ray.data._internal.execution.execution_callback import ExecutionCallback  # see IdleBackoff
 
 from pipelines.cluster import NotOnThisNode
 from pipelines.shards import ShardError, read_manifest, read_shard, shard_uris
-from srgan.crops import random_crops
+from srgan.crops import CropStream
 
 DATA_CPUS = 0.25  # per Ray Data task that feeds training
 
@@ -35,26 +34,23 @@ class IdleBackoff(ExecutionCallback):
             time.sleep(0.1)
 
 
-def training_crops(root: str, hr_crop: int, split: str = "train") -> ray.data.Dataset:
-    """Open a shard folder as a Ray Dataset of random aligned crops with flips and rotations.
+def training_tiles(root: str, hr_crop: int, seed: int = 0, split: str = "train") -> ray.data.Dataset:
+    """Open a shard folder as a Ray Dataset of whole aligned tiles, one block per shard file, in one
+    order fixed by `seed` (every epoch, every run): the workers crop them (`worker_batches`), so
+    the crops depend on the run's seed and not on which task ran first.
 
-    Each task reads one shard file, shuffles its tiles and crops every one; the crop runs inside the
-    dataset's pipeline, so every pass over it (every epoch) draws fresh crops, from shards in a
-    fresh order. Rows: `hr` uint8 (hr_crop, hr_crop, 3), `lr` uint8 (hr_crop/s, hr_crop/s, 3).
+    Rows: `hr` uint8 (T, T, 3), `lr` uint8 (T/s, T/s, 3).
     """
     manifest = read_manifest(root)
     if hr_crop > manifest["params"]["tile"]:
         raise ShardError(f"{root}: crop {hr_crop} is larger than the shards' {manifest['params']['tile']} px tiles")
 
-    def read_and_crop(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def read(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         uri = str(batch["uri"][0])
         try:
             hr, lr = read_shard(uri, manifest)
         except FileNotFoundError as e:
             raise NotOnThisNode(uri, "shard") from e
-        rng = np.random.default_rng()
-        order = rng.permutation(len(hr))  # a shard holds an image's tiles side by side: mix them
-        hr, lr = random_crops(hr[order], lr[order], hr_crop, rng)
         return {"hr": hr, "lr": lr}
 
     # One shard per task, no file-listing step, and a small CPU slice per task: the training
@@ -63,16 +59,13 @@ def training_crops(root: str, hr_crop: int, split: str = "train") -> ray.data.Da
     uris = ray.data.from_items([{"uri": u} for u in files], override_num_blocks=len(files))
     uris.context.custom_execution_callback_classes.append(IdleBackoff)
     uris.context.enable_progress_bars = False  # the training log shows progress
-    return uris.randomize_block_order().map_batches(read_and_crop, batch_size=1, num_cpus=DATA_CPUS)
+    uris.context.execution_options.preserve_order = True  # blocks in the seeded order, not as tasks finish
+    return uris.randomize_block_order(seed=seed).map_batches(read, batch_size=1, num_cpus=DATA_CPUS)
 
 
-def epochs(shard: ray.data.DataIterator, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(lr, hr) uint8 batches of a worker's dataset shard, pass after pass, for as long as asked;
-    each pass draws fresh crops."""
-    while True:
-        n = 0
-        for batch in shard.iter_torch_batches(batch_size=batch_size, drop_last=True):
-            n += 1
-            yield batch["lr"], batch["hr"]
-        if not n:
-            raise RuntimeError(f"the training data gave no batch of {batch_size} crops")
+def worker_batches(shard: ray.data.DataIterator, batch_size: int, hr_crop: int, seed: int, rank: int,
+                   position: tuple[int, int] = (0, 0)) -> CropStream:
+    """A worker's crop batches from its dataset shard: each block (a shard file's tiles) shuffled
+    and cropped with the worker's own RNG (srgan.crops.CropStream), pass after pass."""
+    blocks = lambda: ((b["hr"], b["lr"]) for b in shard.iter_batches(batch_size=None, batch_format="numpy"))  # noqa: E731
+    return CropStream(blocks, batch_size, hr_crop, seed, rank, position)

@@ -15,6 +15,8 @@ from pipelines import UsageError
 from srgan.config import Config, build
 from srgan.images import DEFAULT_MAX_PIXELS
 
+# srgan.engines.ENGINE_CHOICES, named here without importing torch (a test keeps the two equal)
+ENGINE_NAMES = ("auto", "eager", "eager-bf16", "eager-fp16", "onnx", "openvino", "openvino-bf16", "openvino-int8")
 REGISTERED_MODEL = "srgan-generator"  # MLflow registered model; the phase is its alias
 
 
@@ -65,31 +67,6 @@ class TrainJob:
 
 
 @dataclass(frozen=True)
-class ServeSettings:
-    """A replica's settings: the Serve config's `args`, or `srgan serve` flags."""
-
-    model: str = "default"  # "default", "srgan", a checkpoint folder/URI, or models:/NAME@ALIAS
-    tile: int = 128  # LR px per tile core
-    pad: int = 24  # LR px of context around each core
-    engine: str = "auto"  # srgan.engines.ENGINE_CHOICES; "auto": openvino-int8 on CPU, eager-fp16 on CUDA
-    max_body_mb: float = 20.0
-    max_pixels: int = 4_000_000  # input pixels; the output has scale^2 times as many
-    max_batch_size: int = 8
-    tracking_uri: str | None = None
-
-    def __post_init__(self) -> None:
-        from srgan.engines import engine_spec  # torch: only where a replica is configured
-
-        if self.engine != "auto":
-            engine_spec(self.engine)  # an unknown name is an error naming the choices
-
-    @classmethod
-    def from_args(cls, args: dict[str, Any]) -> ServeSettings:
-        """From a Serve config's `args` (YAML values, or strings from `serve run ... tile=64`)."""
-        return build(cls, args)
-
-
-@dataclass(frozen=True)
 class WorkerSetup:
     """What the driver tells every worker: the job resolved for them (config decided for the
     device, absolute paths, the tracking URI) and what only the driver can find out."""
@@ -97,3 +74,40 @@ class WorkerSetup:
     job: TrainJob
     threads: int  # torch threads per worker: its CPU share, rounded up
     experiment_id: str
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What both deployments of the Serve app are told: the Serve config's `args`, or `srgan serve`
+    flags. Replica counts, queues and resources are the deployments' own options (cluster/serve.yaml).
+
+    Memory, per Ingress replica: each upscale request reserves its body plus
+    `pipelines.serve.request_bytes(pixels)` (decode, canvas, alpha, bicubic work: 100 B per input
+    pixel + 20 MB at x4, so 440 MB for a 4 MP upload with a 20 MB body) out of `memory_budget_mb`;
+    a request that does not fit is refused with 503. README "Serve and upscale" has the
+    per-replica budgets and the pod limits.
+    """
+
+    model: str = "default"  # "default", "srgan", a checkpoint folder/URI, or models:/NAME@ALIAS
+    tile: int = 128  # LR px per tile core
+    pad: int = 24  # LR px of context around each core
+    engine: str = "auto"  # one of ENGINE_NAMES (srgan.engines); auto: openvino-int8 on CPU, eager-fp16 on CUDA
+    max_body_mb: float = 20.0
+    max_pixels: int = 4_000_000  # input pixels; the output has scale^2 times as many
+    max_side: int = 4096  # input px per side: long strips are refused from the header
+    max_tiles: int = 400  # SR tiles per request (a 4 MP image in 128 px tiles is at most ~290)
+    max_batch_size: int = 8  # SR windows per forward pass, across requests
+    request_timeout_s: float = 300.0  # body, decode, queue and upscaling; then 504 (encoding streams after)
+    max_requests: int = 32  # upscale requests one ingress replica holds at once; more get 503
+    memory_budget_mb: int = 2048  # bytes one ingress replica reserves for requests in progress
+    retry_after_s: int = 5  # the Retry-After of a 503
+    tracking_uri: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINE_NAMES:
+            raise UsageError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINE_NAMES)}")
+
+    @classmethod
+    def from_args(cls, args: dict[str, Any]) -> ServeSettings:
+        """From a Serve config's `args` (YAML values, or strings from `serve run ... tile=64`)."""
+        return build(cls, args)

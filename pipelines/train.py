@@ -1,7 +1,7 @@
 """The `srgan train` driver: checks a `TrainJob`, then runs it on Ray Train (DDP workers).
 
     preflight (here, before any worker)  ->  TorchTrainer(train_worker.train_loop_per_worker,
-                                                          dataset = pipelines.ingest.training_crops)
+                                                          dataset = pipelines.ingest.training_tiles)
 
 Everything that can be wrong with the inputs is checked here, on the driver, before a worker
 starts. Re-running the same job (same `name` and `storage`) resumes from the latest checkpoint;
@@ -110,7 +110,7 @@ def build_trainer(job: TrainJob) -> ray.train.torch.TorchTrainer:
 
     from pipelines import tracking
     from pipelines.cluster import ensure_ray, warn_if_local
-    from pipelines.ingest import training_crops
+    from pipelines.ingest import training_tiles
     from pipelines.train_worker import train_loop_per_worker
 
     preflight(job)
@@ -129,7 +129,7 @@ def build_trainer(job: TrainJob) -> ray.train.torch.TorchTrainer:
             name=job.run_name, storage_path=job.storage,
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=job.cfg.train.keep_checkpoints),
             failure_config=ray.train.FailureConfig(max_failures=job.max_failures)),
-        datasets={"train": training_crops(job.data, job.cfg.model.hr_crop)},
+        datasets={"train": training_tiles(job.data, job.cfg.model.hr_crop, job.cfg.train.seed)},
     )
 
 

@@ -3,12 +3,13 @@
 For one machine where only PyTorch may be installed (a GPU box with no network):
 
     tiles in memory: a shard folder (`srgan prepare`) or cut here from a folder of HR images
-      -> crop_batches: random aligned crops, a function of (seed, step) alone
+      -> srgan.crops.CropStream: random aligned crops, the same stream the Ray workers draw
       -> srgan.trainer.fit -> RUN/checkpoint_XXXXXXXX (as Ray Train names them), RUN/metrics.jsonl,
                               RUN/val/grid_XXXXXXXX.png            with RUN = --storage/--name
 
-The same command resumes from RUN's latest checkpoint, and exactly: the crops of step k are the
-same whether the run was interrupted or not.
+The same command resumes from RUN's latest checkpoint, and exactly: the crop stream's position
+is saved with each checkpoint, so the crops of step k are the same whether the run was
+interrupted or not.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,9 @@ from pipelines.settings import TrainJob
 from pipelines.train import check_job, check_tiles
 from srgan.checkpoint import load_generator
 from srgan.config import for_device
-from srgan.crops import random_crops, tile_pairs
+from srgan.crops import CropStream, tile_pairs
 from srgan.images import IMAGE_SUFFIXES, ImageError, load_image, save_image
-from srgan.trainer import Batch, Events, Trainer, fit
+from srgan.trainer import Events, Trainer, fit
 
 log = logging.getLogger("srgan.train")
 TILE = 128  # HR px of the tiles cut from an image folder, as `srgan prepare` cuts them by default
@@ -59,29 +59,12 @@ def load_tiles(data: str, scale: int) -> tuple[np.ndarray, np.ndarray, int]:
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]), TILE
 
 
-def crop_batches(hr: np.ndarray, lr: np.ndarray, batch_size: int, hr_crop: int, seed: int,
-                 start_step: int = 0) -> Iterator[Batch]:
-    """(lr, hr) uint8 crop batches, epoch after epoch, each epoch a fresh permutation of the tiles.
-
-    Batch k depends on (seed, k) alone, so a run resumed at step k continues with the batch an
-    uninterrupted run would have drawn.
-    """
-    per_epoch = len(hr) // batch_size
-    step = start_step
-    while True:
-        epoch, i = divmod(step, per_epoch)
-        idx = np.random.default_rng([seed, epoch]).permutation(len(hr))[i * batch_size:(i + 1) * batch_size]
-        h, l = random_crops(hr[idx], lr[idx], hr_crop, np.random.default_rng([seed, epoch, i]))
-        yield torch.from_numpy(l), torch.from_numpy(h)
-        step += 1
-
-
 class LocalEvents(Events):
     """Metrics to RUN/metrics.jsonl, grids to RUN/val/, checkpoints to RUN/checkpoint_XXXXXXXX
     (the newest `train.keep_checkpoints` kept)."""
 
-    def __init__(self, trainer: Trainer, run: Path):
-        self.trainer, self.run = trainer, run
+    def __init__(self, trainer: Trainer, stream: CropStream, run: Path):
+        self.trainer, self.stream, self.run = trainer, stream, run
         self.latest: Path | None = None
 
     def _append(self, step: int, metrics: dict[str, float]) -> None:
@@ -99,7 +82,7 @@ class LocalEvents(Events):
     def checkpoint(self, step: int, last: bool) -> None:
         folder = self.run / f"checkpoint_{step:08d}"
         tmp = folder.with_name(folder.name + ".tmp")  # a crash mid-write never leaves a half checkpoint
-        self.trainer.save(tmp)
+        self.trainer.save(tmp, crop_position=self.stream.position)
         tmp.rename(folder)
         self.latest = folder
         for old in checkpoints(self.run)[:-self.trainer.cfg.train.keep_checkpoints]:
@@ -125,10 +108,11 @@ def run_local(job: TrainJob) -> dict[str, Any]:
     run = Path(job.storage) / job.run_name
     run.mkdir(parents=True, exist_ok=True)
     done = checkpoints(run)
+    state = trainer.restore(done[-1]) if done else {}
     if done:
-        trainer.restore(done[-1])
         log.info("resumed at step %d from %s", trainer.step, done[-1])
-    start, events = trainer.step, LocalEvents(trainer, run)
-    batches = crop_batches(hr, lr, cfg.train.batch_size, cfg.model.hr_crop, cfg.train.seed, start)
-    fit(trainer, batches, events, val_dir=job.val)
+    stream = CropStream(lambda: [(hr, lr)], cfg.train.batch_size, cfg.model.hr_crop, cfg.train.seed,
+                        position=tuple(state.get("crop_position", (0, 0))))
+    start, events = trainer.step, LocalEvents(trainer, stream, run)
+    fit(trainer, stream, events, val_dir=job.val)
     return {"step": trainer.step, "start_step": start, "checkpoint": str(events.latest or done[-1])}

@@ -1,12 +1,13 @@
 """The Ray Train worker: the core training loop (srgan.trainer) between Ray's data and Ray's
 checkpoints.
 
-    dataset shard (pipelines.ingest)  ->  srgan.trainer.fit  ->  ray.train.report (every rank),
-                                                                 the checkpoint attached by rank 0
-                                                             ->  MLflow metrics, grids, model (rank 0)
+    dataset shard (pipelines.ingest) -> CropStream -> srgan.trainer.fit -> ray.train.report + checkpoint
+                                                                       -> MLflow metrics, grids, model (rank 0)
 
-A restart (a lost worker, or the same command run again) resumes every rank from the latest
-checkpoint: weights, optimizers, step (the learning-rate schedule follows from it) and RNG.
+A checkpoint holds what rank 0 saves (weights, optimizers, step: srgan.trainer) and one
+`worker_<rank>.pt` per rank (its crop stream's position and its RNG); Ray Train merges them into
+one folder. A restart (a lost worker, or the same command run again) resumes every rank from the
+latest one: the learning-rate schedule follows from the step, each rank's crops from its position.
 """
 
 from __future__ import annotations
@@ -23,22 +24,24 @@ import torch
 
 from pipelines import tracking
 from pipelines.cluster import NotOnThisNode
-from pipelines.ingest import epochs
+from pipelines.ingest import worker_batches
 from pipelines.model_uri import checkpoint_folder
 from pipelines.settings import WorkerSetup
 from srgan.checkpoint import load_generator
 from srgan.config import to_dict
+from srgan.crops import CropStream
 from srgan.trainer import Events, Trainer, fit
 
 log = logging.getLogger("srgan.train")
+WORKER_STATE = "worker_{rank}.pt"  # each rank's own part of a checkpoint
 
 
 class RayEvents(Events):
-    """Rank 0 logs to MLflow; at a checkpoint every rank reports and rank 0 attaches the checkpoint
-    (and, at the last step, logs it as the run's model and registers it)."""
+    """Rank 0 logs to MLflow; at a checkpoint every rank reports its own state and rank 0 the
+    trainer's (and, at the last step, logs the checkpoint as the run's model and registers it)."""
 
-    def __init__(self, trainer: Trainer, setup: WorkerSetup, rank: int, state: dict[str, Any]):
-        self.trainer, self.job, self.rank = trainer, setup.job, rank
+    def __init__(self, trainer: Trainer, stream: CropStream, setup: WorkerSetup, rank: int, state: dict[str, Any]):
+        self.trainer, self.stream, self.job, self.rank = trainer, stream, setup.job, rank
         self.start_step, self.latest = trainer.step, {}
         self.run_id = state.get("mlflow_run_id")
         if rank == 0:
@@ -60,13 +63,13 @@ class RayEvents(Events):
     def checkpoint(self, step: int, last: bool) -> None:
         metrics = {"step": step, "start_step": self.start_step, "phase": self.job.phase,
                    "mlflow_run_id": self.run_id or "", **self.latest}
-        if self.rank != 0:
-            ray.train.report(metrics)
-            return
         with tempfile.TemporaryDirectory() as tmp:
-            self.trainer.save(tmp, mlflow_run_id=self.run_id)
-            if last:
-                metrics["model_uri"] = tracking.log_model(tmp, self.job.registered_model, self.job.phase)
+            torch.save({"crop_position": self.stream.position, "torch_rng": torch.get_rng_state()},
+                       Path(tmp) / WORKER_STATE.format(rank=self.rank))
+            if self.rank == 0:
+                self.trainer.save(tmp, mlflow_run_id=self.run_id)
+                if last:
+                    metrics["model_uri"] = tracking.log_model(tmp, self.job.registered_model, self.job.phase)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp),
                              checkpoint_dir_name=f"checkpoint_{step:08d}")
 
@@ -76,12 +79,18 @@ class RayEvents(Events):
 
 
 def _resume(trainer: Trainer, rank: int) -> dict[str, Any]:
-    """Load the latest checkpoint into `trainer`; returns its training state ({} when starting)."""
+    """Load the latest checkpoint into `trainer` and this rank's own state (crop position, RNG);
+    returns the training state ({} when starting)."""
     checkpoint = ray.train.get_checkpoint()
     if not checkpoint:
         return {}
     with checkpoint.as_directory() as folder:
         state = trainer.restore(folder)
+        own = Path(folder) / WORKER_STATE.format(rank=rank)
+        if own.is_file():  # absent when the run restarts with more workers than it saved
+            mine = torch.load(own, weights_only=True)
+            torch.set_rng_state(mine["torch_rng"])
+            state["crop_position"] = mine["crop_position"]
     log.info("rank %d resumed at step %d", rank, trainer.step)
     return state
 
@@ -99,7 +108,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         raise NotOnThisNode(job.val, "--val")
     g_init = load_generator(checkpoint_folder(job.init, job.tracking_uri)).state_dict() if job.init else None
     trainer = Trainer(job.cfg, job.phase, device, g_init, wrap=ray.train.torch.prepare_model)
-    events = RayEvents(trainer, setup, rank, _resume(trainer, rank))
-    batches = epochs(ray.train.get_dataset_shard("train"), job.cfg.train.batch_size // world)
-    fit(trainer, batches, events, val_dir=job.val, chief=rank == 0)
+    state = _resume(trainer, rank)
+    tc = job.cfg.train
+    stream = worker_batches(ray.train.get_dataset_shard("train"), tc.batch_size // world, job.cfg.model.hr_crop,
+                            tc.seed, rank, tuple(state.get("crop_position", (0, 0))))
+    events = RayEvents(trainer, stream, setup, rank, state)
+    fit(trainer, stream, events, val_dir=job.val, chief=rank == 0)
     events.close()

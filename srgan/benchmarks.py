@@ -1,26 +1,42 @@
-"""Benchmark evaluation: PSNR/SSIM of an upscaler over folders laid out as
+"""Benchmark evaluation: metrics of an upscaler (or of the HR images) over folders laid out as
 
     <data>/<Set>/HR/<name>.png
     <data>/<Set>/LR_bicubic/X<scale>/<name>.png   (optional: made from HR by the project's bicubic)
+
+Full-reference metrics (PSNR, SSIM) compare SR with HR; no-reference ones (NIQE, grid artifacts)
+score SR alone, and HR beside it (`hr_niqe`, `hr_artifacts`) so a table shows how far from the
+photos a model is. Every metric crops `scale` px from each border except the grid-artifact
+measure, which looks for a pattern the model lays on all its output pixels.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from srgan.artifacts import grid_artifacts
 from srgan.bicubic import imresize
 from srgan.crops import crop_to_multiple
-from srgan.images import IMAGE_SUFFIXES, decode_image, load_image, read_bytes, save_image
+from srgan.images import IMAGE_SUFFIXES, UNSUPPORTED, ImageError, decode_image, load_image, read_bytes, save_image
 from srgan.metrics import crop_to_lr, psnr, rgb_to_gray, ssim
+from srgan.niqe import niqe
 
 log = logging.getLogger(__name__)
 
 Upscaler = Callable[[np.ndarray], np.ndarray]  # uint8 LR (h, w, 3) -> uint8 SR (h*s, w*s, 3)
+Metric = Callable[[np.ndarray, np.ndarray, int], float]  # (SR, HR, scale) -> value
+# name -> metric of uint8 RGB (H, W, 3) or gray (H, W) images; NIQE crops `scale` px as PSNR/SSIM do
+METRICS: dict[str, Metric] = {
+    "psnr": lambda sr, hr, scale: psnr(sr, hr, scale),
+    "ssim": lambda sr, hr, scale: ssim(sr, hr, scale),
+    "niqe": lambda sr, hr, scale: niqe(sr, crop_border=scale),
+    "artifacts": lambda sr, hr, scale: grid_artifacts(sr),
+}
+NO_REFERENCE = ("niqe", "artifacts")  # metrics of SR alone: also measured on HR, as hr_<name>
 
 
 def bicubic_upscaler(scale: int) -> Upscaler:
@@ -56,24 +72,48 @@ def set_layout(set_dir: Path, scale: int) -> tuple[list[Path], Path]:
     return files, set_dir / "LR_bicubic" / f"X{scale}"
 
 
-def evaluate_set(upscaler: Upscaler, set_dir: Path, scale: int,
-                 save_dir: Path | None = None) -> dict:
-    """Mean PSNR/SSIM over one set (see `set_layout`):
-    {"psnr", "ssim", "images", "per_image": {name: {"psnr", "ssim"}}}."""
+def check_metrics(metrics: Sequence[str], reference: bool = True) -> None:
+    """Raise ValueError naming any metric that is unknown, or that needs HR when there is none."""
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+    if not reference and set(metrics) - set(NO_REFERENCE):
+        raise ValueError(f"the HR images have nothing to compare with: only {', '.join(NO_REFERENCE)} apply")
+
+
+def _score(sr: np.ndarray, hr: np.ndarray, scale: int, metrics: Sequence[str], with_hr: bool) -> dict[str, float]:
+    scores = {m: METRICS[m](sr, hr, scale) for m in metrics}
+    if with_hr:  # HR's own no-reference scores, while it is in memory
+        scores |= {f"hr_{m}": METRICS[m](hr, hr, scale) for m in metrics if m in NO_REFERENCE}
+    return scores
+
+
+def evaluate_set(upscaler: Upscaler | None, set_dir: Path, scale: int, save_dir: Path | None = None,
+                 metrics: Sequence[str] = ("psnr", "ssim")) -> dict:
+    """Mean and per-image `metrics` over one set (see `set_layout`), e.g.
+    {"psnr", "niqe", "hr_niqe", "images", "per_image": {name: {"psnr", "niqe", "hr_niqe"}}}.
+
+    `upscaler` None scores the HR images themselves (no-reference metrics only). With a model,
+    each no-reference metric is also given for HR as hr_<name>. Units: PSNR dB, SSIM [-1, 1],
+    NIQE (lower is better), artifacts grey levels (see srgan.artifacts).
+    """
+    check_metrics(metrics, reference=upscaler is not None)
     files, lr_dir = set_layout(set_dir, scale)
     per_image = {}
     for hr_path in tqdm(files, desc=set_dir.name, leave=False, disable=None):
         lr, hr, grayscale = load_pair(hr_path, lr_dir, scale)
-        sr = upscaler(lr)
+        sr = upscaler(lr) if upscaler is not None else hr
         if save_dir is not None:
             save_dir.mkdir(parents=True, exist_ok=True)
             save_image(save_dir / f"{hr_path.stem}.png", sr)
         if grayscale:  # a one-channel image is its own Y (see srgan.metrics)
             sr, hr = rgb_to_gray(sr), hr[..., 0]
-        per_image[hr_path.stem] = {"psnr": psnr(sr, hr, scale), "ssim": ssim(sr, hr, scale)}
-    return {"psnr": float(np.mean([m["psnr"] for m in per_image.values()])),
-            "ssim": float(np.mean([m["ssim"] for m in per_image.values()])),
-            "images": len(per_image), "per_image": per_image}
+        try:
+            per_image[hr_path.stem] = _score(sr, hr, scale, metrics, with_hr=upscaler is not None)
+        except ValueError as e:  # e.g. too small for NIQE's 96 px blocks: name the file
+            raise ImageError(str(hr_path), str(e), UNSUPPORTED) from e
+    means = {k: float(np.mean([m[k] for m in per_image.values()])) for k in next(iter(per_image.values()))}
+    return {**means, "images": len(per_image), "per_image": per_image}
 
 
 def comparison_grid(lr: np.ndarray, sr: np.ndarray, hr: np.ndarray, size: int = 192) -> np.ndarray:

@@ -1,6 +1,8 @@
 """The one checkpoint format: a folder with safetensors weights and a JSON config.
 
-    generator.safetensors      generator weights (loading never unpickles anything)
+    generator.safetensors      generator weights (loading never unpickles anything); with an EMA
+                               of the weights (train.ema_decay), the EMA: what is evaluated and served
+    generator_train.safetensors  (EMA runs only) the trained weights themselves, to resume from
     config.json                {"format", "model": ModelConfig, "config": the full resolved Config, ...}
     discriminator.safetensors  (optional) discriminator weights
     training_state.pt          (optional) optimizers, schedulers, step, RNG: plain tensors and
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -21,11 +24,12 @@ from torch import nn
 
 from srgan import UserError
 from srgan.config import Config, ConfigError, ModelConfig, from_dict, read_document, to_dict
-from srgan.models import Discriminator, Generator
+from srgan.models import Generator, discriminator
 
 FORMAT = "srgan-checkpoint/1"
-G_WEIGHTS, D_WEIGHTS, CONFIG, STATE = ("generator.safetensors", "discriminator.safetensors",
-                                       "config.json", "training_state.pt")
+G_WEIGHTS, G_TRAIN_WEIGHTS, D_WEIGHTS, CONFIG, STATE = (
+    "generator.safetensors", "generator_train.safetensors", "discriminator.safetensors", "config.json",
+    "training_state.pt")
 
 
 class CheckpointError(UserError):
@@ -37,11 +41,15 @@ def _state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(folder: str | Path, g: nn.Module, cfg: Config, d: nn.Module | None = None,
-                    training_state: dict[str, Any] | None = None, **meta: Any) -> Path:
-    """Write a checkpoint folder. `g` and `d` are plain modules (unwrap DDP first)."""
+                    training_state: dict[str, Any] | None = None, g_train: nn.Module | None = None,
+                    **meta: Any) -> Path:
+    """Write a checkpoint folder. `g`, `d` and `g_train` (the trained weights, when `g` is their EMA)
+    are plain modules (unwrap DDP first)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_file(_state(g), folder / G_WEIGHTS)
+    if g_train is not None:
+        save_file(_state(g_train), folder / G_TRAIN_WEIGHTS)
     if d is not None:
         save_file(_state(d), folder / D_WEIGHTS)
     if training_state is not None:
@@ -80,9 +88,25 @@ def load_generator(folder: str | Path) -> Generator:
     return _load_into(Generator(model_config(folder)), folder / G_WEIGHTS).eval()
 
 
-def load_discriminator(folder: str | Path) -> Discriminator:
+def interpolate(g0: Generator, g1: Generator, alpha: float) -> Generator:
+    """Network interpolation (ESRGAN, Wang et al. 2018): a generator whose every weight is
+    (1 - alpha) * g0's + alpha * g1's, for two generators of one architecture fine-tuned from each
+    other (the SRResNet and the SRGAN made from it). alpha 0 is g0 exactly, 1 is g1 exactly; in
+    between, a perception-distortion dial from g0's fidelity to g1's texture. In eval mode."""
+    if not 0 <= alpha <= 1:
+        raise CheckpointError(f"alpha must be in [0, 1], got {alpha}")
+    s0, s1 = g0.state_dict(), g1.state_dict()
+    if s0.keys() != s1.keys() or any(s0[k].shape != s1[k].shape for k in s0):
+        raise CheckpointError("the two generators to interpolate have different architectures")
+    g = copy.deepcopy(g0)
+    # (1 - a) * w0 + a * w1 rather than lerp: w0 + a * (w1 - w0) is not exactly w1 at a = 1 in floats
+    g.load_state_dict({k: (1 - alpha) * s0[k] + alpha * s1[k] if s0[k].is_floating_point() else s0[k] for k in s0})
+    return g.eval()
+
+
+def load_discriminator(folder: str | Path) -> nn.Module:
     folder = Path(folder)
-    return _load_into(Discriminator(model_config(folder)), folder / D_WEIGHTS)
+    return _load_into(discriminator(model_config(folder)), folder / D_WEIGHTS)
 
 
 def load_training_state(folder: str | Path) -> dict[str, Any] | None:

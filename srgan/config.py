@@ -35,16 +35,28 @@ class ModelConfig:
     channels: int = 64  # generator feature maps (C)
     blocks: int = 16  # residual blocks (B)
     norm: Literal["batch", "none"] = "batch"  # "none": BN-free generator (EDSR / MSRResNet)
-    hr_crop: int = 96  # HR training crop; the discriminator's dense layer depends on it
-    d_channels: int = 64  # discriminator's first conv width; doubles up to 8x
-    d_dense: int = 1024
+    hr_crop: int = 96  # HR training crop; the VGG-style discriminator's dense layer depends on it
+    # Initialise the sub-pixel convs with ICNR (Aitken et al. 2017): a fresh upsampler is then nearest-
+    # neighbour, with no checkerboard to unlearn. Initialisation only: not part of the architecture.
+    icnr: bool = False
+    # "vgg": the paper's VGG-style critic, one logit per image; "unet": Real-ESRGAN's spectral-norm
+    # U-Net, one logit per pixel (local realness, so local artifacts are seen as such).
+    discriminator: Literal["vgg", "unet"] = "vgg"
+    d_channels: int = 64  # discriminator's first conv width (VGG: doubles up to 8x; U-Net: its base width)
+    d_dense: int = 1024  # VGG-style only
 
 
 @dataclass(frozen=True)
 class LossConfig:
     pixel: Literal["mse", "l1"] = "mse"  # phase srresnet
-    content: Literal["vgg54", "vgg22", "mse"] = "vgg54"  # phase srgan; "mse" is SRGAN-MSE
+    content: Literal["vgg54", "vgg22", "mse", "l1"] = "vgg54"  # phase srgan; "mse" is SRGAN-MSE
     adversarial_weight: float = 1e-3
+    # "vanilla": the paper's -log D; "ragan": ESRGAN's relativistic average GAN (is real more real than
+    # the average fake, and fake less real than the average real).
+    gan: Literal["vanilla", "ragan"] = "vanilla"
+    # LDL (Liang et al. 2022): L1 on pixels whose residual is locally noisy and where the EMA generator
+    # is closer to HR than the trained one; needs train.ema_decay > 0. 0 = off.
+    ldl_weight: float = 0.0
     # "torchvision" (its cache), a path to a VGG19 state dict, or "random" (tests only: never a real run)
     vgg_weights: str = "torchvision"
 
@@ -78,6 +90,9 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
     seed: int = 0
+    # Exponential moving average of the generator's weights (e.g. 0.999): what is validated, exported
+    # and served, and LDL's reference. 0 = off.
+    ema_decay: float = 0.0
 
 
 @dataclass(frozen=True)

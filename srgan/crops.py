@@ -1,4 +1,5 @@
-"""Aligned (HR, LR) training tiles from whole images, and random training crops from tiles.
+"""Aligned (HR, LR) training tiles from whole images, random training crops from tiles, and the
+stream of crop batches every training runner draws (`CropStream`).
 
 Geometry: HR is first cropped to a multiple of `scale` (top-left kept) and LR is made from the
 whole HR image, so an HR tile at (y, x) of side T lines up exactly with the LR tile at
@@ -8,7 +9,7 @@ flush with the border so every pixel is covered.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -78,3 +79,56 @@ def random_crops(hr: np.ndarray, lr: np.ndarray, hr_crop: int, rng: np.random.Ge
             h, l = h[:, ::-1], l[:, ::-1]
         out_hr[i], out_lr[i] = np.rot90(h, k), np.rot90(l, k)
     return out_hr, out_lr
+
+
+class CropStream:
+    """Batches of random aligned training crops from blocks of tiles, epoch after epoch.
+
+    Each epoch walks the blocks `blocks()` gives, in their order, shuffles each block's tiles and
+    crops them (`random_crops`) with an RNG seeded by (seed, rank, epoch, block index): the stream is
+    a function of those and of the blocks alone. `position` (epoch, batches drawn in it) goes into
+    a checkpoint; a stream started at a saved position goes on with the batch an uninterrupted run
+    would have drawn next, which is what makes a resumed run end with the same weights.
+
+    Args:
+        blocks: called once per epoch; yields (hr, lr) uint8 tiles (N, T, T, 3), (N, T/s, T/s, 3).
+        batch_size, hr_crop: crops per batch and their HR side.
+        seed, rank: the run's seed and this worker's rank (each rank draws its own crops).
+        position: where to start, (epoch, batches already drawn in it).
+
+    Yields:
+        (lr, hr) uint8 (batch_size, hr_crop/s, hr_crop/s, 3), (batch_size, hr_crop, hr_crop, 3).
+    """
+
+    def __init__(self, blocks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], batch_size: int,
+                 hr_crop: int, seed: int = 0, rank: int = 0, position: tuple[int, int] = (0, 0)):
+        self.blocks, self.batch_size, self.hr_crop, self.seed, self.rank = blocks, batch_size, hr_crop, seed, rank
+        self.epoch, self.drawn = position
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return self.epoch, self.drawn
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        while True:
+            n = 0
+            for n, batch in enumerate(self._epoch(self.epoch), start=1):
+                if n > self.drawn:  # a resumed stream passes over what was trained on
+                    self.drawn = n
+                    yield batch
+            if not n:
+                raise ValueError(f"the training data gave no batch of {self.batch_size} crops")
+            self.epoch, self.drawn = self.epoch + 1, 0
+
+    def _epoch(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        hr_left = lr_left = None  # crops carried over to the next block's batches
+        for b, (hr, lr) in enumerate(self.blocks()):
+            rng = np.random.default_rng([self.seed, self.rank, epoch, b])
+            order = rng.permutation(len(hr))  # a block holds an image's tiles side by side: mix them
+            hr, lr = random_crops(hr[order], lr[order], self.hr_crop, rng)
+            if hr_left is not None:
+                hr, lr = np.concatenate([hr_left, hr]), np.concatenate([lr_left, lr])
+            full = len(hr) // self.batch_size * self.batch_size
+            for i in range(0, full, self.batch_size):
+                yield lr[i:i + self.batch_size], hr[i:i + self.batch_size]
+            hr_left, lr_left = hr[full:], lr[full:]

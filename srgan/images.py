@@ -1,9 +1,12 @@
 """The project's one image loader and writer (NumPy and Pillow only: no torch to import).
 
 Decoding applies EXIF orientation, converts every Pillow mode explicitly to 8-bit RGB (plus an
-alpha plane where the source has one), refuses images above a pixel limit before decoding them
-(decompression bombs) and raises `ImageError` naming the input and the problem. Nothing outside
-this module opens an image.
+alpha plane where the source has one), refuses images above a pixel or side limit before decoding
+them (decompression bombs, 4,000,000 x 1 strips), opens only the formats in `DECODE_FORMATS`, and
+raises `ImageError` naming the input and the problem for anything a decoder raises: a bad file is
+the user's input, never a crash. Encoding checks the output format's size limits first
+(`check_encodable`), so a refusal comes before any work is spent. Nothing outside this module
+opens an image.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -20,9 +24,17 @@ from srgan import UserError
 DEFAULT_MAX_PIXELS = 50_000_000  # about a 8K x 6K photo; larger is refused as a possible bomb
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"}  # what a folder scan picks up
 
+# Pillow opens only these (its other plugins, EPS through Ghostscript among them, are attack surface
+# for no use here): the folder scan's suffixes, plus GIF, which browsers upload (one frame only).
+DECODE_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF")
+# The largest side each output format can hold: libjpeg's JPEG_MAX_DIMENSION, libwebp's 14-bit
+# sizes; PNG stores 31-bit sizes.
+MAX_OUTPUT_SIDE = {"png": 2**31 - 1, "jpeg": 65_500, "webp": 16_383}
+
 # Why an image was refused; callers map these to HTTP codes or manifest reasons.
 EMPTY, UNREADABLE, NOT_AN_IMAGE, CORRUPT, TOO_MANY_PIXELS, MULTI_FRAME, UNSUPPORTED = (
     "empty", "unreadable", "not_an_image", "corrupt", "too_many_pixels", "multi_frame", "unsupported")
+SIDE_TOO_LONG, TOO_LARGE_FOR_FORMAT = "side_too_long", "too_large_for_format"
 
 
 class ImageError(UserError):
@@ -73,35 +85,79 @@ def _convert(img: Image.Image, name: str) -> Decoded:
     return Decoded(rgb=np.ascontiguousarray(rgb), alpha=alpha, grayscale=mode in _GRAY_MODES)
 
 
-def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
-    """Decode encoded image bytes (any Pillow format) into a `Decoded`.
+def _check_size(img: Image.Image, name: str, max_pixels: int, max_side: int | None) -> None:
+    w, h = img.size
+    if w * h > max_pixels:
+        raise ImageError(name, f"{w}x{h} = {w * h:,} pixels is over the limit of "
+                               f"{max_pixels:,} (possible decompression bomb)", TOO_MANY_PIXELS)
+    if max_side is not None and max(w, h) > max_side:
+        raise ImageError(name, f"{w}x{h}: a side of {max(w, h):,} px is over the limit of {max_side:,} px",
+                         SIDE_TOO_LONG)
 
-    Raises:
-        ImageError: empty, not an image, truncated/corrupt, animated or multi-page, or more
-            than `max_pixels` pixels (checked from the header, before decoding).
-    """
+
+def _open(data: bytes, name: str) -> Image.Image:
     if not data:
         raise ImageError(name, "empty file (0 bytes)", EMPTY)
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            w, h = img.size
-            if w * h > max_pixels:
-                raise ImageError(name, f"{w}x{h} = {w * h:,} pixels is over the limit of "
-                                       f"{max_pixels:,} (possible decompression bomb)", TOO_MANY_PIXELS)
+        return Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
+    except UnidentifiedImageError as e:
+        raise ImageError(name, f"not an image in a supported format ({', '.join(DECODE_FORMATS)})",
+                         NOT_AN_IMAGE) from e
+    except Image.DecompressionBombError as e:
+        raise ImageError(name, f"possible decompression bomb: {e}", TOO_MANY_PIXELS) from e
+    except Exception as e:  # a header Pillow cannot parse, whatever it raises
+        raise _corrupt(name, e) from e
+
+
+def _kind(e: Exception) -> str:
+    """The exception's name as a reader knows it: ValueError, struct.error."""
+    module = type(e).__module__
+    return type(e).__qualname__ if module == "builtins" else f"{module}.{type(e).__qualname__}"
+
+
+def _corrupt(name: str, e: Exception) -> ImageError:
+    return ImageError(name, f"truncated or corrupt image data ({_kind(e)}: {e})", CORRUPT)
+
+
+def image_size(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS,
+               max_side: int | None = None) -> tuple[int, int]:
+    """(width, height) from the header alone, with the checks `decode_image` makes before decoding;
+    lets a caller budget memory before the pixels exist. Raises ImageError."""
+    with _open(data, name) as img:
+        _check_size(img, name, max_pixels, max_side)
+        return img.size
+
+
+def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_side: int | None = None) -> Decoded:
+    """Decode encoded image bytes (one of `DECODE_FORMATS`) into a `Decoded`.
+
+    Raises:
+        ImageError: empty, not an image, truncated/corrupt (anything the decoder raises), animated
+            or multi-page, more than `max_pixels` pixels or a side over `max_side` px (both checked
+            from the header, before decoding).
+    """
+    with _open(data, name) as img:
+        _check_size(img, name, max_pixels, max_side)
+        try:
             frames = getattr(img, "n_frames", 1)
             if frames > 1:
                 raise ImageError(name, f"animated or multi-page image ({frames} frames) is not supported",
                                  MULTI_FRAME)
             img.load()
-            return _convert(ImageOps.exif_transpose(img), name)
-    except Image.DecompressionBombError as e:
-        raise ImageError(name, f"possible decompression bomb: {e}", TOO_MANY_PIXELS) from e
-    except UnidentifiedImageError as e:
-        raise ImageError(name, "not a recognised image format", NOT_AN_IMAGE) from e
-    except (OSError, SyntaxError, EOFError, ValueError) as e:
-        if isinstance(e, ImageError):
+            try:
+                upright = ImageOps.exif_transpose(img)
+            except ImageError:
+                raise
+            except Exception as e:  # struct.error, TypeError, ... from a broken EXIF block
+                raise ImageError(name, f"unreadable EXIF metadata ({_kind(e)}: {e})", CORRUPT) from e
+            return _convert(upright, name)
+        except (ImageError, MemoryError):
             raise
-        raise ImageError(name, f"truncated or corrupt image data ({e})", CORRUPT) from e
+        except Image.DecompressionBombError as e:
+            raise ImageError(name, f"possible decompression bomb: {e}", TOO_MANY_PIXELS) from e
+        except Exception as e:  # TypeError from a mangled TIFF's frame count, OSError, SyntaxError, ...
+            raise _corrupt(name, e) from e
 
 
 def read_bytes(path: str | Path) -> bytes:
@@ -116,16 +172,39 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     return decode_image(read_bytes(path), str(path), max_pixels).rgb
 
 
-def encode_image(rgb: np.ndarray, fmt: str = "png", quality: int = 95,
-                 alpha: np.ndarray | None = None, grayscale: bool = False) -> bytes:
-    """Encode uint8 RGB (H, W, 3) [+ alpha (H, W)] as png, jpeg or webp bytes (jpeg drops alpha;
-    webp has no grayscale mode, so grayscale with alpha goes out as RGBA)."""
+def check_encodable(width: int, height: int, fmt: str, name: str = "output") -> None:
+    """Raise ImageError (TOO_LARGE_FOR_FORMAT) if `fmt` cannot hold a width x height image; callers
+    check before spending work on an image they could not write."""
+    limit = MAX_OUTPUT_SIDE[fmt]
+    if max(width, height) > limit:
+        raise ImageError(name, f"a {width}x{height} image is over the {fmt} limit of {limit:,} px per side; "
+                               "ask for png, or send a smaller image", TOO_LARGE_FOR_FORMAT)
+
+
+def to_pil(rgb: np.ndarray, fmt: str = "png", alpha: np.ndarray | None = None,
+           grayscale: bool = False) -> Image.Image:
+    """The Pillow image `write_image` writes for uint8 RGB (H, W, 3) [+ alpha (H, W)] in `fmt`: jpeg
+    drops alpha; webp has no grayscale mode, so grayscale with alpha goes out as RGBA."""
     keep_gray = grayscale and not (alpha is not None and fmt == "webp")
     img = Image.fromarray(rgb[..., 0], "L") if keep_gray else Image.fromarray(rgb, "RGB")
     if alpha is not None and fmt != "jpeg":
         img.putalpha(Image.fromarray(alpha, "L"))
+    return img
+
+
+def write_image(fp: BinaryIO, img: Image.Image, fmt: str = "png", quality: int = 95, name: str = "output") -> None:
+    """Encode a Pillow image as png, jpeg or webp into the binary file `fp`, as the encoder produces
+    it (png and jpeg write as they go: a file or a stream never holds the whole encoding twice).
+    Raises ImageError if the format cannot hold the image."""
+    check_encodable(*img.size, fmt, name)
+    img.save(fp, format=fmt.upper(), quality=quality)
+
+
+def encode_image(rgb: np.ndarray, fmt: str = "png", quality: int = 95,
+                 alpha: np.ndarray | None = None, grayscale: bool = False) -> bytes:
+    """Encode uint8 RGB (H, W, 3) [+ alpha (H, W)] as png, jpeg or webp bytes (see `to_pil`)."""
     buf = io.BytesIO()
-    img.save(buf, format=fmt.upper(), quality=quality)
+    write_image(buf, to_pil(rgb, fmt, alpha, grayscale), fmt, quality)
     return buf.getvalue()
 
 

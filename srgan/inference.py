@@ -1,5 +1,5 @@
 """Inference: which engine runs a generator (`open_engine`, `auto`, the cache of exported
-engines), and running one on uint8 images, whole or tile by tile.
+engines), and running one on uint8 images: whole, or tile by tile into a canvas.
 
     open_engine(name, g) -> engine (srgan.engines)      upscale(engine, rgb) / upscale_image(engine, image, tile, pad)
 """
@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
-from srgan.bicubic import imresize
 from srgan.calibration import Calibration
+from srgan.canvas import Canvas
 from srgan.engines import (
     CARD,
     ENGINES,
@@ -39,8 +40,7 @@ from srgan.engines import (
 )
 from srgan.graphs import export_engine
 from srgan.images import Decoded
-from srgan.metrics import rgb_to_gray
-from srgan.tiling import upscale_tiled
+from srgan.tiling import core, cut, plan_tiles
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +61,20 @@ def upscale(model: Engine | nn.Module, rgb: np.ndarray) -> np.ndarray:
     return as_engine(model)([rgb])[0]
 
 
-def finish_upscale(image: Decoded, rgb_sr: np.ndarray, scale: int) -> Decoded:
-    """The upscaled image in the source's kind: a grayscale source back to equal planes (so it
-    encodes as grayscale), its alpha plane upscaled by bicubic."""
-    if image.grayscale:
-        rgb_sr = np.repeat(rgb_to_gray(rgb_sr)[..., None], 3, axis=2)
-    alpha = imresize(image.alpha, scale) if image.alpha is not None else None
-    return Decoded(rgb=rgb_sr, alpha=alpha, grayscale=image.grayscale)
-
-
-def upscale_image(model: Engine | nn.Module, image: Decoded, tile: int, pad: int, batch: int = 4) -> Decoded:
-    """Upscale a decoded image tile by tile (memory bounded by the tile): the offline path.
-    `model` as in `upscale`; `batch` windows go through it at a time."""
+def upscale_image(model: Engine | nn.Module, image: Decoded, tile: int, pad: int, batch: int = 4,
+                  fmt: str = "png") -> Image.Image:
+    """Upscale a decoded image tile by tile, the offline path: SR windows run `batch` at a time
+    through `model` (as in `upscale`) and their cores go straight into a `Canvas` (memory: the
+    output's one copy plus a batch of windows). Returns the Pillow image `write_image` encodes as
+    `fmt` (see `Canvas` for its mode)."""
     engine = as_engine(model)
-    rgb = upscale_tiled(engine, image.rgb, engine.scale, tile, pad, batch)
-    return finish_upscale(image, rgb, engine.scale)
+    canvas = Canvas(image, engine.scale, fmt)
+    tiles = plan_tiles(image.rgb.shape[0], image.rgb.shape[1], tile, pad)
+    for i in range(0, len(tiles), batch):
+        group = tiles[i:i + batch]
+        for t, sr in zip(group, engine([cut(image.rgb, t) for t in group])):
+            canvas.paste(t, core(sr, t, engine.scale))
+    return canvas.finish()
 
 
 # ---------------------------------------------------------------- choosing an engine

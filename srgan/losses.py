@@ -1,7 +1,9 @@
-"""Losses: pixel (MSE / L1), VGG19 content (phi 2,2 / phi 5,4), adversarial (with logits).
+"""Losses: pixel (MSE / L1), VGG19 content (phi 2,2 / phi 5,4), adversarial (the paper's, or
+ESRGAN's relativistic average) and LDL's artifact loss.
 
-All take float32 NCHW images in [0, 1]. The adversarial losses take raw discriminator logits and
-use `binary_cross_entropy_with_logits`, which is the paper's -log D(.) computed stably.
+All take float32 NCHW images in [0, 1]. The adversarial losses take raw discriminator logits (one
+per image, or one per pixel from a U-Net critic) and use `binary_cross_entropy_with_logits`, which
+is the paper's -log D(.) computed stably.
 """
 
 from __future__ import annotations
@@ -90,14 +92,18 @@ class VGGFeatures(nn.Module):
         return self.features((x - self.mean) / self.std) * VGG_RESCALE
 
 
+PIXEL_LOSSES: dict[str, LossFn] = {"mse": F.mse_loss, "l1": F.l1_loss}
+
+
 def pixel_loss(kind: str) -> LossFn:
-    return {"mse": F.mse_loss, "l1": F.l1_loss}[kind]
+    return PIXEL_LOSSES[kind]
 
 
 def content_loss(cfg: LossConfig) -> LossFn:
-    """The SRGAN phase's content loss: pixel MSE, or MSE between VGG19 feature maps."""
-    if cfg.content == "mse":
-        return F.mse_loss
+    """The SRGAN phase's content loss: a pixel loss (MSE is SRGAN-MSE; L1), or MSE between VGG19
+    feature maps."""
+    if cfg.content in PIXEL_LOSSES:
+        return PIXEL_LOSSES[cfg.content]
     vgg = VGGFeatures(cfg.content, cfg.vgg_weights)
 
     def vgg_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
@@ -116,6 +122,53 @@ def adversarial_bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target)
 
 
-def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """-log D(G(lr)), averaged: the non-saturating generator loss."""
-    return adversarial_bce(fake_logits, real=True)
+def generator_gan_loss(kind: str, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
+    """G's adversarial loss from D's logits on the SR batch (`fake`, carrying G's gradient).
+
+    "vanilla": -log D(G(lr)), the paper's non-saturating loss. "ragan" (ESRGAN): with
+    D_Ra(a, b) = sigmoid(a - mean(b)) and the detached logits on the HR batch (`real`),
+    -(log(1 - D_Ra(real, fake)) + log D_Ra(fake, real)) / 2: G also gains from making the real
+    images look less real than its own, so it gets gradient from both halves.
+    """
+    if kind == "vanilla":
+        return adversarial_bce(fake, real=True)
+    return (adversarial_bce(real - fake.mean(), real=False) + adversarial_bce(fake - real.mean(), real=True)) / 2
+
+
+def discriminator_gan_loss(kind: str, logits: torch.Tensor, other: torch.Tensor, real: bool) -> torch.Tensor:
+    """D's loss on one half of its step: `logits` on the real (`real=True`) or the SR batch, and
+    the detached logits of the other half (`other`, which RaGAN compares against).
+
+    "vanilla": BCE against all-real or all-fake labels (the two halves sum to the paper's loss).
+    "ragan": -log D_Ra(real, fake) / 2 and -log(1 - D_Ra(fake, real)) / 2, as ESRGAN.
+    """
+    if kind == "vanilla":
+        return adversarial_bce(logits, real)
+    return adversarial_bce(logits - other.mean(), real) / 2
+
+
+def ldl_artifact_map(sr: torch.Tensor, sr_ema: torch.Tensor, hr: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """LDL's refined artifact map (Liang et al., CVPR 2022): (B, 1, H, W), >= 0.
+
+    The residual |HR - SR| (summed over channels) is locally noisy where a GAN invents artifacts and
+    smooth where it is merely blurred, so the map is the residual's variance in a `window` x
+    `window` neighbourhood times the image's whole-residual variance ^ 1/5 (a patch-level scale).
+    It is zero where the trained generator is closer to HR than its EMA: there the change is
+    probably a real detail being learned; where the stable EMA is closer, the difference is
+    probably an artifact, and is penalised. Computed without gradient (a weighting, not a target).
+    """
+    with torch.no_grad():
+        residual = (hr - sr).abs().sum(1, keepdim=True)
+        residual_ema = (hr - sr_ema).abs().sum(1, keepdim=True)
+        padded = F.pad(residual, [window // 2] * 4, mode="reflect")
+        mean = F.avg_pool2d(padded, window, stride=1)
+        n = window * window  # unbiased, as torch.var: the paper's code takes var() over unfolded windows
+        local_var = ((F.avg_pool2d(padded * padded, window, stride=1) - mean * mean) * n / (n - 1)).clamp_min_(0)
+        patch = residual.var(dim=(1, 2, 3), keepdim=True) ** (1 / 5)
+        return torch.where(residual < residual_ema, torch.zeros_like(local_var), patch * local_var)
+
+
+def ldl_loss(sr: torch.Tensor, sr_ema: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """L1 between SR and HR weighted by `ldl_artifact_map`; gradient to SR only."""
+    weight = ldl_artifact_map(sr.detach(), sr_ema, hr)
+    return F.l1_loss(weight * sr, weight * hr)

@@ -26,14 +26,18 @@ def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
     return np.round(0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]).astype(np.uint8)
 
 
-def _y(img: np.ndarray) -> np.ndarray:
+def luma(img: np.ndarray, name: str = "image") -> np.ndarray:
+    """The Y every metric measures: uint8 RGB (H, W, 3) -> Y float64 (H, W) integers in [16, 235];
+    uint8 gray (H, W) -> itself as float64 in [0, 255]. Anything else is a ValueError naming `name`."""
+    if img.dtype != np.uint8 or not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
+        raise ValueError(f"{name} must be a uint8 RGB (H, W, 3) or gray (H, W) image, got {img.dtype} {img.shape}")
     return img.astype(np.float64) if img.ndim == 2 else rgb_to_y(img)
 
 
 def _prepare(sr: np.ndarray, hr: np.ndarray, border: int) -> tuple[np.ndarray, np.ndarray]:
     if sr.shape != hr.shape:
         raise ValueError(f"SR {sr.shape} and HR {hr.shape} must have the same shape")
-    y_sr, y_hr = _y(sr), _y(hr)
+    y_sr, y_hr = luma(sr, "SR"), luma(hr, "HR")
     if border:
         y_sr, y_hr = y_sr[border:-border, border:-border], y_hr[border:-border, border:-border]
     return y_sr, y_hr

@@ -1,6 +1,7 @@
-"""SRResNet generator and SRGAN discriminator (Ledig et al. 2017, figure 4).
+"""SRResNet generator and SRGAN discriminator (Ledig et al. 2017, figure 4), and Real-ESRGAN's
+spectral-norm U-Net discriminator (Wang et al. 2021) as the alternative critic.
 
-Both take and return float32 NCHW tensors. The generator maps an LR image in [0, 1] to an SR
+All take and return float32 NCHW tensors. The generator maps an LR image in [0, 1] to an SR
 image of `scale` times its size; its output is not clamped, so the pixel loss sees the raw
 values (clamp at the image boundary, not inside the graph).
 """
@@ -10,7 +11,9 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import spectral_norm
 
 from srgan.config import ModelConfig
 
@@ -38,14 +41,30 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+def icnr_(conv: nn.Conv2d, factor: int = 2) -> None:
+    """ICNR (Aitken et al. 2017): initialise the conv before a PixelShuffle(`factor`) so that the
+    `factor`^2 output channels that become one output pixel's sub-pixels share one kernel. The fresh
+    sub-pixel conv is then conv + nearest-neighbour upsampling: no checkerboard at the start."""
+    out_channels, in_channels, kh, kw = conv.weight.shape
+    base = torch.empty(out_channels // factor**2, in_channels, kh, kw)
+    nn.init.kaiming_uniform_(base, a=5**0.5)  # nn.Conv2d's own default initialisation
+    with torch.no_grad():
+        # PixelShuffle takes channel c * factor^2 + k to sub-pixel k of channel c
+        conv.weight.copy_(base.repeat_interleave(factor**2, dim=0))
+        if conv.bias is not None:
+            conv.bias.copy_(conv.bias[::factor**2].repeat_interleave(factor**2))
+
+
 class UpsampleBlock(nn.Module):
     """Sub-pixel x2: conv3x3 to 4C, PixelShuffle(2), PReLU."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, icnr: bool = False):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels * 4, 3, padding=1)
         self.shuffle = nn.PixelShuffle(2)
         self.act = nn.PReLU()
+        if icnr:
+            icnr_(self.conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.shuffle(self.conv(x)))  # (B, C, 2H, 2W)
@@ -62,7 +81,7 @@ class Generator(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(3, c, 9, padding=4), nn.PReLU())
         self.blocks = nn.Sequential(*[ResidualBlock(c, cfg.norm) for _ in range(cfg.blocks)])
         self.trunk_tail = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), _norm(c, cfg.norm))
-        self.upsample = nn.Sequential(*[UpsampleBlock(c) for _ in range(int(math.log2(cfg.scale)))])
+        self.upsample = nn.Sequential(*[UpsampleBlock(c, cfg.icnr) for _ in range(int(math.log2(cfg.scale)))])
         self.tail = nn.Conv2d(c, 3, 9, padding=4)
         self.scale = cfg.scale
 
@@ -100,6 +119,47 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x)).squeeze(1)  # (B,) logits; sigmoid lives in the loss
+
+
+class UNetDiscriminator(nn.Module):
+    """Real-ESRGAN's U-Net critic with spectral norm: (B, 3, H, W) image in [0, 1] -> (B, 1, H, W)
+    logits, one realness score per pixel. H and W must be multiples of 8.
+
+    Three stride-2 4x4 convs down, three bilinear x2 + 3x3 convs up with skips, two 3x3 convs and a
+    3x3 conv to one channel; spectral norm on every conv but the first and the last keeps the
+    critic Lipschitz, which is what keeps a per-pixel GAN stable.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c = cfg.d_channels
+        self.conv0 = nn.Conv2d(3, c, 3, padding=1)
+        self.down = nn.ModuleList(spectral_norm(nn.Conv2d(c * 2**i, c * 2 ** (i + 1), 4, 2, 1, bias=False))
+                                  for i in range(3))
+        self.up = nn.ModuleList(spectral_norm(nn.Conv2d(c * 2 ** (i + 1), c * 2**i, 3, 1, 1, bias=False))
+                                for i in reversed(range(3)))
+        self.extra = nn.ModuleList(spectral_norm(nn.Conv2d(c, c, 3, 1, 1, bias=False)) for _ in range(2))
+        self.out = nn.Conv2d(c, 1, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        act = lambda t: F.leaky_relu(t, 0.2)  # noqa: E731
+        skips = [act(self.conv0(x))]  # (B, C, H, W), then (B, 2C, H/2, W/2), (B, 4C, H/4, W/4)
+        for conv in self.down:
+            skips.append(act(conv(skips[-1])))
+        x = skips.pop()  # (B, 8C, H/8, W/8)
+        for conv in self.up:
+            x = act(conv(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))) + skips.pop()
+        for conv in self.extra:
+            x = act(conv(x))
+        return self.out(x)  # (B, 1, H, W) logits
+
+
+DISCRIMINATORS = {"vgg": Discriminator, "unet": UNetDiscriminator}
+
+
+def discriminator(cfg: ModelConfig) -> nn.Module:
+    """The critic `model.discriminator` names."""
+    return DISCRIMINATORS[cfg.discriminator](cfg)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -9,12 +9,11 @@ generator's receptive field, the stitched output equals whole-image inference.
 
     pre-process: plan_tiles + cut     -> windows uint8 (S_h, S_w, 3)
     run:         the generator on batches of windows (the server batches across requests)
-    post-process: paste the core of each SR window into the output
+    post-process: the core of each SR window into the output (srgan.canvas.Canvas.paste)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,26 +61,16 @@ def cut(lr: np.ndarray, t: Tile) -> np.ndarray:
     return lr[t.y:t.y + t.h, t.x:t.x + t.w]
 
 
-def paste(out: np.ndarray, sr_window: np.ndarray, t: Tile, scale: int) -> None:
-    """Copy the core of one SR window into the (H*s, W*s, C) output, in place."""
+def core(sr_window: np.ndarray, t: Tile, scale: int) -> np.ndarray:
+    """The part of an upscaled window (h*s, w*s[, C]) that tile `t` contributes: (core_h*s, core_w*s[, C])."""
     oy, ox = (t.core_y - t.y) * scale, (t.core_x - t.x) * scale
+    return sr_window[oy:oy + t.core_h * scale, ox:ox + t.core_w * scale]
+
+
+def paste(out: np.ndarray, sr_window: np.ndarray, t: Tile, scale: int) -> None:
+    """Copy the core of one SR window into the (H*s, W*s[, C]) output, in place."""
     out[t.core_y * scale:(t.core_y + t.core_h) * scale, t.core_x * scale:(t.core_x + t.core_w) * scale] = \
-        sr_window[oy:oy + t.core_h * scale, ox:ox + t.core_w * scale]
-
-
-def upscale_tiled(run: Callable[[list[np.ndarray]], list[np.ndarray]], lr: np.ndarray, scale: int,
-                  tile: int, pad: int, batch: int = 4) -> np.ndarray:
-    """Upscale uint8 (H, W, 3) by running `run` on batches of windows; returns uint8 (H*s, W*s, 3).
-
-    `run` maps a list of uint8 windows (h, w, 3) to their uint8 SR windows (h*s, w*s, 3).
-    """
-    tiles = plan_tiles(lr.shape[0], lr.shape[1], tile, pad)
-    out = np.empty((lr.shape[0] * scale, lr.shape[1] * scale, 3), np.uint8)
-    for i in range(0, len(tiles), batch):
-        group = tiles[i:i + batch]
-        for t, sr in zip(group, run([cut(lr, t) for t in group])):
-            paste(out, sr, t, scale)
-    return out
+        core(sr_window, t, scale)
 
 
 def receptive_radius(cfg: ModelConfig) -> int:

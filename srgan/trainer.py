@@ -14,6 +14,7 @@ networks through `Trainer`, so a step is the same function of (weights, batch) i
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import time
@@ -28,15 +29,16 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from srgan.benchmarks import comparison_grid, evaluate_set, load_pair, set_layout
-from srgan.checkpoint import D_WEIGHTS, G_WEIGHTS, load_training_state, save_checkpoint
+from srgan.checkpoint import D_WEIGHTS, G_TRAIN_WEIGHTS, G_WEIGHTS, load_training_state, save_checkpoint
 from srgan.config import PHASES, Config, learning_rate_at
 from srgan.engines import EagerEngine
 from srgan.inference import autocast, upscale
-from srgan.losses import LossFn, adversarial_bce, content_loss, generator_adversarial_loss, pixel_loss
-from srgan.models import Discriminator, Generator
+from srgan.losses import LossFn, content_loss, discriminator_gan_loss, generator_gan_loss, ldl_loss, pixel_loss
+from srgan.models import Generator, discriminator
 
 log = logging.getLogger("srgan.train")
-Batch = tuple[torch.Tensor, torch.Tensor]  # uint8 (B, h, w, 3) LR and (B, h*s, w*s, 3) HR crops
+Batch = tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray]  # uint8 (B, h, w, 3) LR, (B, h*s, w*s, 3) HR
+VAL_METRICS = ("psnr", "ssim", "niqe", "artifacts")
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -81,10 +83,14 @@ class Trainer:
             g.load_state_dict(g_init)
         self.g = wrap(self._lay_out(g))
         self.g_opt = self._adam(self.g)
+        # The EMA of G's weights: not wrapped (every rank updates its own copy from identical weights)
+        self.g_ema = (copy.deepcopy(unwrap(self.g)).requires_grad_(False) if cfg.train.ema_decay > 0 else None)
+        if cfg.loss.ldl_weight > 0 and self.g_ema is None:
+            raise ValueError("loss.ldl_weight needs the EMA generator as its reference: set train.ema_decay > 0")
         self.d: nn.Module | None = None
         self.d_opt: torch.optim.Optimizer | None = None
         if phase == "srgan":
-            self.d = wrap(self._lay_out(Discriminator(cfg.model)))
+            self.d = wrap(self._lay_out(discriminator(cfg.model)))
             self.d_opt = self._adam(self.d)
         self.content: LossFn = pixel_loss(cfg.loss.pixel) if phase == "srresnet" else content_loss(cfg.loss)
         self.step = 0  # steps done in this phase
@@ -103,15 +109,16 @@ class Trainer:
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {k: v for k, v in (("g_opt", self.g_opt), ("d_opt", self.d_opt)) if v is not None}
 
-    def _input(self, batch: torch.Tensor) -> torch.Tensor:
+    def _input(self, batch: torch.Tensor | np.ndarray) -> torch.Tensor:
         """uint8 (B, H, W, 3) -> float32 (B, 3, H, W) in [0, 1] on the device."""
-        x = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        x = torch.as_tensor(batch).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
         return x.contiguous(memory_format=torch.channels_last if self.cfg.train.channels_last
                             else torch.contiguous_format)
 
     # ------------------------------------------------------------ one step
 
-    def train_step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, float | torch.Tensor]:
+    def train_step(self, lr: torch.Tensor | np.ndarray, hr: torch.Tensor | np.ndarray
+                   ) -> dict[str, float | torch.Tensor]:
         """One step at this step's learning rate: G, then (phase srgan) D.
 
         Args:
@@ -126,42 +133,70 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = rate
         lr, hr = self._input(lr), self._input(hr)
-        logs, sr = self._generator_step(lr, hr)
+        logs, sr, logits = self._generator_step(lr, hr)
+        if self.g_ema is not None:
+            self._update_ema()
         if self.d is not None:
-            logs |= self._discriminator_step(hr, sr)
+            logs |= self._discriminator_step(hr, sr, *logits)
         self.step += 1
         return logs | {"learning_rate": rate}
 
-    def _generator_step(self, lr: torch.Tensor, hr: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Content loss (+ adversarial_weight * -log D(G(lr)) in phase srgan); returns the logs and
-        the detached SR batch for the D step. Forward passes run under bf16 autocast when set;
-        losses are computed in float32."""
+    def _generator_step(self, lr: torch.Tensor, hr: torch.Tensor
+                        ) -> tuple[dict[str, torch.Tensor], torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Content loss (+ LDL) (+ adversarial_weight x the GAN loss in phase srgan).
+
+        Forward passes run under bf16 autocast when set; losses are computed in float32. Returns the
+        logs, the detached SR batch and D's detached logits on (HR, SR) for the D step (phase srgan).
+        """
+        cfg = self.cfg.loss
         self.g_opt.zero_grad(set_to_none=True)
         with autocast(self.device, self.bf16):
             sr = self.g(lr)  # (B, 3, h*s, w*s), not clamped
         loss = content = self.content(sr.float(), hr)
         logs = {"content": content.detach()}
+        if cfg.ldl_weight > 0:
+            with torch.no_grad(), autocast(self.device, self.bf16):
+                sr_ema = self.g_ema(lr).float()
+            logs["ldl"] = ldl = ldl_loss(sr.float(), sr_ema, hr)
+            loss = loss + cfg.ldl_weight * ldl
+        logits: tuple[torch.Tensor, ...] = ()
         if self.d is not None:
             d = unwrap(self.d)  # unwrapped and frozen: it only carries gradient to G
             with frozen(d), autocast(self.device, self.bf16):
-                adversarial = generator_adversarial_loss(d(sr).float())
-            loss = content + self.cfg.loss.adversarial_weight * adversarial
-            logs["adversarial"] = adversarial.detach()
+                fake = d(sr).float()
+                with torch.no_grad():
+                    real = d(hr).float() if cfg.gan == "ragan" else fake.detach()  # vanilla needs no D(hr)
+            logs["adversarial"] = adversarial = generator_gan_loss(cfg.gan, fake, real)
+            loss = loss + cfg.adversarial_weight * adversarial
+            logits = (real.detach(), fake.detach())
         loss.backward()
         self.g_opt.step()
-        logs["g_loss"] = loss.detach()
-        return logs, sr.detach()
+        logs = {k: v.detach() for k, v in logs.items()} | {"g_loss": loss.detach()}
+        return logs, sr.detach(), logits
 
-    def _discriminator_step(self, hr: torch.Tensor, sr: torch.Tensor) -> dict[str, torch.Tensor]:
-        """BCE(D(hr), 1) + BCE(D(sr), 0). Real and fake each get their own forward and backward
-        (gradients accumulate): DDP's one-forward-one-backward rule and per-batch BN statistics."""
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """ema <- decay * ema + (1 - decay) * weights; buffers copied."""
+        decay, g = self.cfg.train.ema_decay, unwrap(self.g)
+        torch._foreach_lerp_(list(self.g_ema.parameters()), list(g.parameters()), 1 - decay)
+        for ema_buffer, buffer in zip(self.g_ema.buffers(), g.buffers()):
+            ema_buffer.copy_(buffer)
+
+    def _discriminator_step(self, hr: torch.Tensor, sr: torch.Tensor, real_g: torch.Tensor,
+                            fake_g: torch.Tensor) -> dict[str, torch.Tensor]:
+        """D on real then on fake, each with its own forward and backward (gradients accumulate):
+        DDP's one-forward-one-backward rule and per-batch BN statistics, as in the paper. RaGAN
+        compares each half with the other's mean logit: the fake half's from the G step (same D
+        weights), the real half's from this step."""
+        kind = self.cfg.loss.gan
         self.d_opt.zero_grad(set_to_none=True)
-        logs = {}
+        logs, other = {}, fake_g
         for name, batch in (("real", hr), ("fake", sr)):
             with autocast(self.device, self.bf16):
                 logits = self.d(batch).float()
-            loss = adversarial_bce(logits, real=name == "real")
+            loss = discriminator_gan_loss(kind, logits, other, real=name == "real")
             loss.backward()
+            other = logits.detach()
             logs[f"d_{name}_loss"] = loss.detach()
             logs[f"d_{name}_prob"] = torch.sigmoid(logits.detach()).mean()
         self.d_opt.step()
@@ -171,30 +206,38 @@ class Trainer:
     # ------------------------------------------------------------ validation and state
 
     def validate(self, val_dir: str | Path) -> tuple[dict[str, float], np.ndarray]:
-        """PSNR/SSIM over a benchmark set or folder of HR images (the paper's protocol), and a
-        bicubic | SR | HR grid of its first image: uint8 (192, 576, 3)."""
-        g = unwrap(self.g).eval()
+        """The paper's PSNR/SSIM and the perceptual side (NIQE, grid artifacts; the HR images' own
+        beside them as val/hr_*) over a benchmark set or folder of HR images, with the EMA
+        generator when there is one; and a bicubic | SR | HR grid of its first image: uint8 (192, 576, 3)."""
+        g = (self.g_ema if self.g_ema is not None else unwrap(self.g)).eval()
+        scale = self.cfg.model.scale
         try:
             engine = EagerEngine(g, "bf16" if self.bf16 else "fp32")
-            result = evaluate_set(lambda lr: upscale(engine, lr), Path(val_dir), self.cfg.model.scale)
-            files, lr_dir = set_layout(Path(val_dir), self.cfg.model.scale)
-            lr, hr, _ = load_pair(files[0], lr_dir, self.cfg.model.scale)
+            result = evaluate_set(lambda lr: upscale(engine, lr), Path(val_dir), scale, metrics=VAL_METRICS)
+            files, lr_dir = set_layout(Path(val_dir), scale)
+            lr, hr, _ = load_pair(files[0], lr_dir, scale)
             grid = comparison_grid(lr, upscale(engine, lr), hr)
         finally:
             g.train()
-        return {"val/psnr": result["psnr"], "val/ssim": result["ssim"]}, grid
+        return {f"val/{k}": v for k, v in result.items() if k not in ("images", "per_image")}, grid
 
     def save(self, folder: str | Path, **state: Any) -> Path:
         """A checkpoint folder of this step: weights, config, and the training state (optimizers,
         step, RNG, plus the runner's own `state`, e.g. its MLflow run id)."""
         training_state = {**state, "step": self.step, "torch_rng": torch.get_rng_state(),
                           **{k: v.state_dict() for k, v in self.optimizers.items()}}
-        return save_checkpoint(folder, unwrap(self.g), self.cfg, d=unwrap(self.d) if self.d is not None else None,
-                               training_state=training_state, phase=self.phase, step=self.step)
+        g = unwrap(self.g)
+        return save_checkpoint(folder, self.g_ema if self.g_ema is not None else g, self.cfg,
+                               d=unwrap(self.d) if self.d is not None else None, training_state=training_state,
+                               g_train=g if self.g_ema is not None else None, phase=self.phase, step=self.step)
 
     def restore(self, folder: str | Path) -> dict[str, Any]:
         """Load a checkpoint written by `save`; returns its training state (the runner's keys too)."""
-        unwrap(self.g).load_state_dict(load_file(Path(folder) / G_WEIGHTS))
+        folder = Path(folder)
+        trained = folder / G_TRAIN_WEIGHTS if (folder / G_TRAIN_WEIGHTS).is_file() else folder / G_WEIGHTS
+        unwrap(self.g).load_state_dict(load_file(trained))
+        if self.g_ema is not None:
+            self.g_ema.load_state_dict(load_file(folder / G_WEIGHTS))
         if self.d is not None:
             unwrap(self.d).load_state_dict(load_file(Path(folder) / D_WEIGHTS))
         state = load_training_state(folder)
@@ -277,7 +320,8 @@ def fit(trainer: Trainer, batches: Iterable[Batch], events: Events, val_dir: str
             events.logged(step, _train_metrics(meter, step, steps, tc.batch_size))
         if chief and val_dir is not None and (step % tc.val_every == 0 or last):
             metrics, grid = trainer.validate(val_dir)
-            log.info("step %d  val PSNR %.2f dB  SSIM %.4f", step, metrics["val/psnr"], metrics["val/ssim"])
+            log.info("step %d  val PSNR %.2f dB  SSIM %.4f  NIQE %.2f (HR %.2f)  artifacts %.2f (HR %.2f)", step,
+                     *(metrics[f"val/{k}"] for k in ("psnr", "ssim", "niqe", "hr_niqe", "artifacts", "hr_artifacts")))
             events.validated(step, metrics, grid)
         if step % tc.checkpoint_every == 0 or last:
             events.checkpoint(step, last)

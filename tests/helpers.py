@@ -10,6 +10,7 @@ import socket
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -48,3 +49,57 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- local Serve processes and their memory
+
+def serve_processes(app: str = "srgan") -> dict[str, Any]:
+    """The local Serve processes of `app` by role: its deployments by name (Ray titles a replica
+    `ray::ServeReplica:APP:DEPLOYMENT`) and "proxy" (`ray::ProxyActor`); psutil.Process each."""
+    import psutil
+
+    found = {}
+    for p in psutil.process_iter(["cmdline"]):
+        title = " ".join(p.info["cmdline"] or [])
+        prefix = f"ray::ServeReplica:{app}:"
+        if title.startswith(prefix):
+            found[title[len(prefix):].split()[0]] = p
+        elif title.startswith("ray::ProxyActor"):
+            found["proxy"] = p
+    return found
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Reset the kernel's peak-RSS mark (VmHWM) of a process we own (Linux: clear_refs 5)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def peak_rss(pid: int) -> int:
+    """Peak resident bytes of a process since it started or since `reset_peak_rss` (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+# ---------------------------------------------------------------- bad inputs that once crashed a decoder
+
+def mangled_tiff() -> bytes:
+    """A TIFF whose first IFD's entry count is wrong: Pillow's frame count raises TypeError."""
+    data = bytearray(encode(Image.new("RGB", (8, 8), (1, 2, 3)), "TIFF"))
+    data[8] = 16
+    return bytes(data)
+
+
+def broken_exif_webp() -> bytes:
+    """A WebP whose EXIF block declares a rational tag with type 0: exif_transpose raises struct.error."""
+    exif = Image.Exif()
+    exif[0x0112], exif[0x011A], exif[0x0131] = 6, (72, 1), "srgan"  # orientation, XResolution, Software
+    raw = bytearray(exif.tobytes())
+    raw[29] = 0  # XResolution's type: RATIONAL (5) -> 0
+    return encode(Image.new("RGB", (8, 8)), "WEBP", exif=bytes(raw))
+
+
+def strip_png(width: int, height: int) -> bytes:
+    """A real (not header-forged) 1-bit PNG of width x height: long strips compress to almost nothing."""
+    return encode(Image.new("1", (width, height)))

@@ -8,7 +8,6 @@ and a plain `srgan upscale` start fast.
 
 MODEL_HELP = ("'default' (shipped SRResNet), 'srgan' (shipped SRGAN), a checkpoint folder or URI, or "
               "models:/NAME@ALIAS (default: %(default)s)")
-ENGINE_NAMES = ("auto", "eager", "eager-bf16", "eager-fp16", "onnx", "openvino", "openvino-bf16", "openvino-int8")
 ENGINE_HELP = ("inference engine (srgan.engines): auto (the fastest within 0.05 dB of fp32: openvino-int8 on CPU, "
                "eager-fp16 on CUDA), eager (PyTorch fp32, the reference), eager-bf16, eager-fp16 (CUDA), onnx, "
                "openvino, openvino-bf16, openvino-int8; a runtime engine is exported once into ~/.cache/srgan "

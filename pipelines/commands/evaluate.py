@@ -1,4 +1,4 @@
-"""`srgan evaluate`: PSNR/SSIM with the paper's protocol over benchmark sets."""
+"""`srgan evaluate`: PSNR/SSIM with the paper's protocol, NIQE and grid artifacts over benchmark sets."""
 
 from __future__ import annotations
 
@@ -8,19 +8,29 @@ from functools import partial
 from pathlib import Path
 
 from pipelines import UsageError
-from pipelines.commands import ENGINE_HELP, ENGINE_NAMES, MODEL_HELP
+from pipelines.commands import ENGINE_HELP, MODEL_HELP
+from pipelines.settings import ENGINE_NAMES
 from srgan import ASSETS
+from srgan.benchmarks import METRICS, NO_REFERENCE, Upscaler, bicubic_upscaler, check_metrics, evaluate_set
+
+# result key -> (column title, format); hr_* are the HR images' own no-reference scores
+COLUMNS = {"psnr": ("PSNR (dB)", ".2f"), "ssim": ("SSIM", ".4f"), "niqe": ("NIQE", ".2f"),
+           "artifacts": ("artifacts", ".2f"), "hr_niqe": ("HR NIQE", ".2f"), "hr_artifacts": ("HR artifacts", ".2f")}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="PSNR/SSIM on Set5/Set14/BSD100 or any folder of HR images",
-                       description="PSNR and SSIM on the Y channel, `scale` pixels cropped from each border.")
+    p = sub.add_parser("evaluate", help="PSNR/SSIM/NIQE/grid artifacts on Set5/Set14/BSD100 or any folder of HR images",
+                       description="PSNR and SSIM on the Y channel and NIQE, `scale` pixels cropped from each "
+                                   "border; grid artifacts (srgan.artifacts) on the whole image. No-reference "
+                                   "metrics are given for the HR images too (HR NIQE, HR artifacts).")
     p.add_argument("--model", default="default",
-                   help="'bicubic', " + MODEL_HELP)
+                   help="'bicubic', 'hr' (the HR images themselves: NIQE and artifacts only), " + MODEL_HELP)
     p.add_argument("--data", type=Path, default=ASSETS / "benchmarks",
                    help="folder holding <Set>/HR and optionally <Set>/LR_bicubic/X<scale> "
                         "(default: the Set5 shipped with the project)")
     p.add_argument("--sets", default="Set5", help="comma-separated set names under --data (default: %(default)s)")
+    p.add_argument("--metrics", help=f"comma-separated, from {','.join(METRICS)} "
+                                     f"(default: all; {','.join(NO_REFERENCE)} with --model hr)")
     p.add_argument("--scale", type=int, default=4, help="upscaling factor (default: %(default)s)")
     p.add_argument("--json", type=Path, help="write the results as JSON to this file")
     p.add_argument("--save-images", type=Path, help="write SR images to DIR/<Set>/<name>.png")
@@ -29,22 +39,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from pipelines.model_uri import load_engine
-    from srgan.benchmarks import bicubic_upscaler, evaluate_set
+def _metrics(args: argparse.Namespace) -> list[str]:
+    if args.metrics is None:
+        return list(NO_REFERENCE if args.model == "hr" else METRICS)
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    try:
+        check_metrics(metrics, reference=args.model != "hr")
+    except ValueError as e:
+        raise UsageError(f"--metrics {args.metrics}: {e}") from None
+    return metrics
+
+
+def _upscaler(args: argparse.Namespace) -> tuple[Upscaler | None, str]:
+    """The upscaler to evaluate and how the table names it."""
+    if args.model == "hr":
+        return None, "hr"
+    if args.model == "bicubic":
+        return bicubic_upscaler(args.scale), "bicubic"
+    from pipelines.model_uri import load_engine  # torch and the model code only when a model runs
     from srgan.inference import upscale
 
-    if args.model == "bicubic":
-        upscaler, label = bicubic_upscaler(args.scale), "bicubic"
-    else:
-        engine = load_engine(args.model, args.engine)
-        if engine.scale != args.scale:
-            raise UsageError(f"--model {args.model} upscales x{engine.scale}, but --scale is {args.scale}")
-        upscaler, label = partial(upscale, engine), f"{args.model} (engine {engine.name})"
+    engine = load_engine(args.model, args.engine)
+    if engine.scale != args.scale:
+        raise UsageError(f"--model {args.model} upscales x{engine.scale}, but --scale is {args.scale}")
+    return partial(upscale, engine), f"{args.model} (engine {engine.name})"
+
+
+def run(args: argparse.Namespace) -> int:
+    metrics = _metrics(args)
+    upscaler, label = _upscaler(args)
     results = {}
     for name in [s.strip() for s in args.sets.split(",") if s.strip()]:
         save_dir = args.save_images / name if args.save_images else None
-        results[name] = evaluate_set(upscaler, args.data / name, args.scale, save_dir)
+        results[name] = evaluate_set(upscaler, args.data / name, args.scale, save_dir, metrics)
     print(format_table(results, label, args.per_image))
     if args.json:
         if not args.per_image:
@@ -55,9 +82,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_table(results: dict, model: str, per_image: bool) -> str:
-    lines = [f"model: {model}", f"{'set':<14}{'images':>7}{'PSNR (dB)':>11}{'SSIM':>8}"]
+    keys = [k for k in COLUMNS if k in next(iter(results.values()), {})]
+    widths = [max(len(COLUMNS[k][0]) + 2, 9) for k in keys]
+
+    def row(label: str, images: str, values: dict) -> str:
+        cells = "".join(f"{values[k]:>{w}{COLUMNS[k][1]}}" for k, w in zip(keys, widths))
+        return f"{label:<14}{images:>7}{cells}"
+
+    header = "".join(f"{COLUMNS[k][0]:>{w}}" for k, w in zip(keys, widths))
+    lines = [f"model: {model}", f"{'set':<14}{'images':>7}{header}"]
     for name, r in results.items():
-        lines.append(f"{name:<14}{r['images']:>7}{r['psnr']:>11.2f}{r['ssim']:>8.4f}")
+        lines.append(row(name, str(r["images"]), r))
         if per_image:
-            lines += [f"  {img:<12}{'':>7}{m['psnr']:>11.2f}{m['ssim']:>8.4f}" for img, m in r["per_image"].items()]
+            lines += [row(f"  {img}", "", m) for img, m in r["per_image"].items()]
     return "\n".join(lines)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.commands import ENGINE_HELP, ENGINE_NAMES, MODEL_HELP
-from pipelines.settings import ServeSettings
+from pipelines.commands import ENGINE_HELP, MODEL_HELP
+from pipelines.settings import ENGINE_NAMES, ServeSettings
 
 if TYPE_CHECKING:
     from ray.serve import Application
@@ -37,24 +36,28 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.cluster import ensure_ray
     from pipelines.serve import app
 
-    target = _from_config(args.config) if args.config else app({"model": args.model, "tile": args.tile,
-                                                                 "engine": args.engine})
+    if args.config:
+        target, http = _from_config(args.config)
+    else:
+        target, http = app({"model": args.model, "tile": args.tile, "engine": args.engine}), {}
     ensure_ray()
-    serve.start(http_options={"host": args.host, "port": args.port})
+    # The proxy's own timeout is a backstop behind the app's 504 (it answers 408 in plain text).
+    serve.start(http_options={**http, "host": args.host, "port": args.port})
     log.info("serving on http://%s:%d/ (Ctrl-C to stop)", args.host, args.port)
     serve.run(target, name="srgan", route_prefix="/", blocking=True)
     return 0
 
 
-def _from_config(path: Path) -> Application:
-    """The first application of a Serve config file, with its deployment settings applied."""
+def _from_config(path: Path) -> tuple[Application, dict[str, Any]]:
+    """The first application of a Serve config file with each deployment's settings applied (by
+    name), and the file's http_options other than host and port (the flags decide those)."""
     import yaml
     from ray.serve.schema import ServeDeploySchema
 
-    from pipelines.serve import Upscaler
+    from pipelines.serve import build
 
-    spec = ServeDeploySchema.parse_obj(yaml.safe_load(path.read_text())).applications[0]
-    options: dict[str, Any] = {}
-    for d in spec.deployments:
-        options |= d.dict(exclude_unset=True, exclude={"name"})
-    return Upscaler.options(**options).bind(asdict(ServeSettings.from_args(spec.args)))
+    raw = yaml.safe_load(path.read_text())
+    spec = ServeDeploySchema.parse_obj(raw).applications[0]
+    options = {d.name: d.dict(exclude_unset=True, exclude={"name"}) for d in spec.deployments}
+    http = {k: v for k, v in (raw.get("http_options") or {}).items() if k not in ("host", "port")}
+    return build(ServeSettings.from_args(spec.args), options), http

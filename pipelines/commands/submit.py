@@ -73,7 +73,8 @@ def auth_headers() -> dict[str, str]:
     """A bearer token for Ray's token authentication, from where Ray itself looks for one.
 
     Sent whenever one exists: Ray's client adds it only when RAY_AUTH_MODE=token is set in the
-    client's own environment, while clusters started by Ray 2.60 require it by default.
+    client's own environment, while the project's clusters require it (the KubeRay manifests'
+    `authOptions`, the launcher's RAY_AUTH_MODE=token; `ray start` alone leaves it off).
     """
     token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
     path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))

@@ -1,16 +1,27 @@
-"""`srgan upscale`: files or folders in, upscaled files out, in one process without Ray."""
+"""`srgan upscale`: files or folders in, upscaled files out, in one process without Ray.
+
+Every input is planned before the model loads: two inputs that would write the same output
+(`a.jpg` and `a.png` both becoming `a.png`) stop the run there. Then each file is upscaled on
+its own: a file that fails is recorded and the run goes on; the summary names every failure
+and the exit code is 1 if there was one. Outputs are written to a temporary file beside the
+target and renamed into place, so an interrupted run never leaves a truncated image.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
 
-from pipelines.commands import ENGINE_HELP, ENGINE_NAMES, MODEL_HELP
-from srgan.images import IMAGE_SUFFIXES, ImageError, decode_image, encode_image, read_bytes
+from pipelines import UsageError
+from pipelines.commands import ENGINE_HELP, MODEL_HELP
+from pipelines.settings import ENGINE_NAMES
+from srgan.images import IMAGE_SUFFIXES, ImageError, check_encodable, decode_image, read_bytes, write_image
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +38,20 @@ def collect(inputs: list[Path]) -> list[tuple[Path, Path]]:
         else:
             raise FileNotFoundError(f"{inp}: no such file or folder")
     return found
+
+
+def plan(files: list[tuple[Path, Path]], out: Path, fmt: str) -> list[tuple[Path, Path]]:
+    """(source, destination) for each input; refuses inputs whose destinations collide."""
+    suffix = "." + ("jpg" if fmt == "jpeg" else fmt)
+    pairs = [(src, (out / rel).with_suffix(suffix)) for src, rel in files]
+    by_dst: dict[Path, list[Path]] = {}
+    for src, dst in pairs:
+        by_dst.setdefault(dst, []).append(src)
+    clashes = [f"{', '.join(map(str, srcs))} -> {dst}" for dst, srcs in by_dst.items() if len(srcs) > 1]
+    if clashes:
+        raise UsageError("inputs that would write the same output (rename one of each, or upscale them "
+                         "into different folders): " + "; ".join(clashes))
+    return pairs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,29 +71,44 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def write_atomic(dst: Path, img, fmt: str, quality: int) -> None:
+    """Encode into a temporary file beside `dst`, then rename it into place."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write_image(f, img, fmt, quality, str(dst))
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def run(args: argparse.Namespace) -> int:
     from pipelines.model_uri import load_engine
     from srgan.inference import upscale_image
 
-    files = collect(args.inputs)
+    pairs = plan(collect(args.inputs), args.out, args.format)
     engine = load_engine(args.model, args.engine)
     done, skipped, failed = 0, 0, []
-    for src, rel in tqdm(files, desc="upscale", unit="image", disable=None):
-        dst = (args.out / rel).with_suffix("." + ("jpg" if args.format == "jpeg" else args.format))
+    for src, dst in tqdm(pairs, desc="upscale", unit="image", disable=None):
         if dst.exists() and not args.overwrite:
             skipped += 1
             continue
         try:
             image = decode_image(read_bytes(src), str(src), args.max_pixels)
+            h, w = image.rgb.shape[:2]
+            check_encodable(w * engine.scale, h * engine.scale, args.format, str(src))  # before the work, not after
+            img = upscale_image(engine, image, args.tile, args.pad, fmt=args.format)
+            write_atomic(dst, img, args.format, args.quality)
+            done += 1
         except ImageError as e:
             failed.append(str(e))
-            continue
-        out = upscale_image(engine, image, args.tile, args.pad)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        dst.write_bytes(encode_image(out.rgb, args.format, args.quality, out.alpha, out.grayscale))
-        done += 1
+        except Exception as e:  # anything else about this one file: recorded, and the run goes on
+            log.debug("upscaling %s failed", src, exc_info=True)
+            failed.append(f"{src}: {type(e).__name__}: {e}")
     print(f"upscaled {done}, kept {skipped} existing (--overwrite replaces them), failed {len(failed)}; "
           f"outputs in {args.out}")
     for message in failed:
-        print(f"  skipped: {message}", file=sys.stderr)
+        print(f"  failed: {message}", file=sys.stderr)
     return 1 if failed else 0

@@ -1,6 +1,7 @@
 """Benchmark and load-test the Serve endpoint on loopback.
 
     python tests/benchmarks/bench_serve.py [--model default] [--engine auto] [--seconds 60] [--clients 16]
+    python tests/benchmarks/bench_serve.py --flood 120
 
 1. Throughput at saturation, 128x128 PNG in and 512x512 PNG out, decode and encode included:
    the model called directly in one process (one torch thread, as a 1-CPU replica gets) vs the
@@ -8,13 +9,19 @@
 2. A bounded load test with the autoscaling settings of cluster/serve.yaml: N concurrent clients
    for S seconds; errors, throughput, p50/p99 latency, and the replica count sampled every second
    during the load and for a while after it (it must go from 1 to 2 and back down).
+
+`--flood N` instead sends N requests at once (one 128x128 PNG each) to the app of
+cluster/serve.yaml (one replica of each deployment) while a thread asks /healthz every 0.1 s:
+status codes, the slowest answer, and /healthz latency during the flood (issue 12: before the
+Ingress/Upscaler split, 120 clients all got 200, the slowest after 58 s, and /healthz took 9 s
+at the median and timed out).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
+import collections
 import socket
 import time
 from pathlib import Path
@@ -25,6 +32,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT.parent / "shared" / "data" / "benchmarks"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def inputs() -> list[bytes]:
@@ -47,25 +60,29 @@ def direct_rate(model: str, images: list[bytes], seconds: float, engine_name: st
     engine = load_engine(model, engine_name)
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        out = upscale_image(engine, decode_image(images[n % len(images)]), 128, 24)
-        encode_image(out.rgb)
+        encode_image(np.asarray(upscale_image(engine, decode_image(images[n % len(images)]), 128, 24)))
         n += 1
     return n / (time.perf_counter() - t0)
 
 
 async def load(url: str, images: list[bytes], clients: int, seconds: float, on_tick=None) -> dict:
-    latencies, errors = [], 0
+    """Clients upscaling back to back; a refused one (503) waits its Retry-After, as a client should.
+    Latency and rate count the answered (200) requests."""
+    latencies: list[float] = []
+    codes: collections.Counter = collections.Counter()
     stop = time.perf_counter() + seconds
 
     async def client(i: int, http: httpx.AsyncClient) -> None:
-        nonlocal errors
         k = i
         while time.perf_counter() < stop:
             t = time.perf_counter()
             r = await http.post(f"{url}/v1/upscale", content=images[k % len(images)],
                                 headers={"content-type": "image/png"})
+            codes[r.status_code] += 1
+            if r.status_code == 503:
+                await asyncio.sleep(float(r.headers.get("retry-after", 1)))
+                continue
             latencies.append(time.perf_counter() - t)
-            errors += r.status_code != 200
             k += clients
 
     async def ticker() -> None:
@@ -79,8 +96,8 @@ async def load(url: str, images: list[bytes], clients: int, seconds: float, on_t
         await asyncio.gather(ticker(), *[client(i, http) for i in range(clients)])
     wall = time.perf_counter() - t0
     lat = np.array(latencies)
-    return {"requests": len(lat), "errors": errors, "rate": len(lat) / wall,
-            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}
+    return {"requests": sum(codes.values()), "codes": dict(codes), "errors": sum(codes[c] for c in codes if c >= 500),
+            "rate": codes[200] / wall, "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))}
 
 
 def replicas() -> int:
@@ -93,12 +110,54 @@ def replicas() -> int:
 
 
 def deploy(port: int, settings, **options) -> str:
+    """The app with `options` for the Upscaler (the model) and the Ingress's defaults."""
     from ray import serve
 
-    from pipelines.serve import Upscaler
+    from pipelines.serve import build
 
-    serve.run(Upscaler.options(**options).bind(dataclasses.asdict(settings)), name="srgan", route_prefix="/")
+    # The Ingress mostly waits on the model: no logical CPU, so that two 1-CPU model replicas fit 2 cores.
+    serve.run(build(settings, {"Upscaler": options, "Ingress": {"ray_actor_options": {"num_cpus": 0}}}),
+              name="srgan", route_prefix="/")
     return f"http://127.0.0.1:{port}"
+
+
+def flood(url: str, images: list[bytes], n: int) -> None:
+    import threading
+
+    health: list[float] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        with httpx.Client(timeout=30) as http:
+            while not stop.is_set():
+                t = time.perf_counter()
+                ok = http.get(f"{url}/healthz").status_code == 200
+                health.append(time.perf_counter() - t if ok else float("inf"))
+                stop.wait(0.1)
+
+    async def one(http: httpx.AsyncClient, i: int) -> tuple[int, float, str]:
+        t = time.perf_counter()
+        r = await http.post(f"{url}/v1/upscale", content=images[i % len(images)], headers={"content-type": "image/png"})
+        return r.status_code, time.perf_counter() - t, "" if r.status_code == 200 else r.json()["error"]
+
+    async def all_at_once() -> list:
+        limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+        async with httpx.AsyncClient(timeout=900, limits=limits) as http:
+            return await asyncio.gather(*[one(http, i) for i in range(n)])
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    t0 = time.perf_counter()
+    answers = asyncio.run(all_at_once())
+    wall = time.perf_counter() - t0
+    stop.set()
+    prober.join()
+    codes = collections.Counter(f"{c} {e}".strip() for c, _, e in answers)
+    by_code = {c: max(s for c2, s, _ in answers if c2 == c) for c in {a[0] for a in answers}}
+    print(f"flood: {n} requests at once, all answered in {wall:.1f} s: {dict(codes)}")
+    print("slowest answer by status: " + ", ".join(f"{c}: {s:.2f} s" for c, s in sorted(by_code.items())))
+    print(f"/healthz during the flood: {len(health)} asks, median {np.median(health):.3f} s, "
+          f"max {max(health):.3f} s")
 
 
 def main() -> None:
@@ -108,20 +167,32 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16, help="load-test clients (default: %(default)s)")
     ap.add_argument("--rate-seconds", type=float, default=20, help="length of each throughput run")
     ap.add_argument("--engine", default="auto", help="srgan.engines name (default: %(default)s)")
+    ap.add_argument("--flood", type=int, metavar="N", help="only the flood test: N requests at once")
     args = ap.parse_args()
 
     import yaml
     from ray import serve
 
     from pipelines.cluster import ensure_ray
+    from pipelines.serve import build
     from pipelines.settings import ServeSettings
 
     images = inputs()
+    spec = yaml.safe_load((ROOT / "cluster" / "serve.yaml").read_text())["applications"][0]
+    if args.flood:
+        ensure_ray()
+        port = free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        options = {d["name"]: {**{k: v for k, v in d.items() if k not in ("name", "autoscaling_config")},
+                               "num_replicas": 1} for d in spec["deployments"]}
+        settings = ServeSettings.from_args({**spec["args"], "model": args.model, "engine": args.engine})
+        serve.run(build(settings, options), name="srgan", route_prefix="/")
+        flood(f"http://127.0.0.1:{port}", images, args.flood)
+        serve.shutdown()
+        return
     direct = direct_rate(args.model, images, args.rate_seconds, args.engine)
     ensure_ray()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     rows = [("direct, one process", direct, None)]
     for batch in (8, 1):
@@ -131,8 +202,7 @@ def main() -> None:
         r = asyncio.run(load(url, images, 8, args.rate_seconds))
         rows.append((f"endpoint, 1 replica, batch {batch}", r["rate"], r))
 
-    spec = yaml.safe_load((ROOT / "cluster" / "serve.yaml").read_text())["applications"][0]
-    auto = spec["deployments"][0]
+    [auto] = [d for d in spec["deployments"] if d["name"] == "Upscaler"]
     url = deploy(port, ServeSettings(model=args.model, engine=args.engine),
                  autoscaling_config=auto["autoscaling_config"], ray_actor_options=auto["ray_actor_options"],
                  max_ongoing_requests=auto["max_ongoing_requests"])
@@ -151,8 +221,8 @@ def main() -> None:
         extra = f"{r['p50']:>7.2f}{r['p99']:>7.2f}" if r else ""
         print(f"{name:<34}{rate:>9.2f}{rate / direct:>9.2f}x{extra}")
     print(f"load test: {args.clients} clients x {args.seconds:.0f} s: {result['requests']} requests, "
-          f"{result['errors']} errors, {result['rate']:.2f} req/s, "
-          f"p50 {result['p50']:.2f} s, p99 {result['p99']:.2f} s")
+          f"status codes {result['codes']}, {result['rate']:.2f} images/s, "
+          f"p50 {result['p50']:.2f} s, p99 {result['p99']:.2f} s (answered requests)")
     print(f"replicas during load: {counts}")
     print(f"replicas after load (1 s apart): {after}")
 

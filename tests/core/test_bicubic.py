@@ -43,3 +43,17 @@ def test_uint8_rounds_after_each_pass():
 def test_rejects_bad_shape():
     with pytest.raises(ValueError, match="shape"):
         imresize(np.zeros((2, 2, 2, 2)), 2)
+
+
+def test_mirror_border_reflects_the_edge_pixels(rng):
+    # a mirror-border resize equals a clamp-border resize of the symmetrically padded image whose
+    # padding the kernel never reaches past (8 px pad, 8-tap kernel at scale 0.5, 4 px kept out)
+    img = rng.random((30, 26))
+    padded = imresize(np.pad(img, 8, mode="symmetric"), 0.5)
+    assert np.allclose(imresize(img, 0.5, border="mirror"), padded[4:-4, 4:-4])
+    assert not np.allclose(imresize(img, 0.5), padded[4:-4, 4:-4])  # clamp differs at the edges
+
+
+def test_rejects_unknown_border():
+    with pytest.raises(ValueError, match="border"):
+        imresize(np.zeros((8, 8)), 0.5, border="wrap")

@@ -3,7 +3,15 @@ import json
 import pytest
 import torch
 
-from srgan.checkpoint import CheckpointError, load_discriminator, load_generator, load_training_state, save_checkpoint
+from srgan import SHIPPED_MODELS
+from srgan.checkpoint import (
+    CheckpointError,
+    interpolate,
+    load_discriminator,
+    load_generator,
+    load_training_state,
+    save_checkpoint,
+)
 from srgan.config import load_config
 from srgan.models import Discriminator, Generator
 
@@ -49,3 +57,20 @@ def test_missing_weights_file(tmp_path):
     (tmp_path / "generator.safetensors").unlink()
     with pytest.raises(CheckpointError, match=r"missing generator\.safetensors"):
         load_generator(tmp_path)
+
+
+def test_interpolation_ends_are_the_two_shipped_generators_exactly():
+    srresnet, srgan = load_generator(SHIPPED_MODELS["default"]), load_generator(SHIPPED_MODELS["srgan"])
+    for alpha, expected in ((0.0, srresnet), (1.0, srgan)):
+        got = interpolate(srresnet, srgan, alpha).state_dict()
+        assert all(torch.equal(got[k], v) for k, v in expected.state_dict().items())
+    half = interpolate(srresnet, srgan, 0.5).state_dict()["tail.weight"]
+    assert torch.allclose(half, (srresnet.tail.weight + srgan.tail.weight) / 2)
+
+
+def test_interpolation_refuses_mismatches():
+    a = Generator(load_config("tiny").model)
+    with pytest.raises(CheckpointError, match="different architectures"):
+        interpolate(a, Generator(load_config("tiny", overrides=["model.blocks=2"]).model), 0.5)
+    with pytest.raises(CheckpointError, match=r"alpha must be in \[0, 1\]"):
+        interpolate(a, a, 1.5)

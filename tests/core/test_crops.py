@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from srgan.bicubic import imresize
-from srgan.crops import random_crops, tile_pairs, tile_starts
+from srgan.crops import CropStream, random_crops, tile_pairs, tile_starts
 from srgan.metrics import psnr
 
 
@@ -52,3 +52,29 @@ def test_random_crops_differ_between_draws(rng):
     a, _ = random_crops(hr, lr, 64, np.random.default_rng(1))
     b, _ = random_crops(hr, lr, 64, np.random.default_rng(2))
     assert not (a == b).all()
+
+
+def tiles(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+
+
+def test_crop_stream_resumes_where_it_stopped():
+    blocks = [tiles(7, 0), tiles(5, 1), tiles(6, 2)]  # 18 tiles: 4 batches of 4 an epoch, across block borders
+    stream = CropStream(lambda: blocks, 4, 16, seed=1)
+    straight = [b for _, b in zip(range(10), stream)]
+    assert all(lr.shape == (4, 4, 4, 3) and hr.shape == (4, 16, 16, 3) for lr, hr in straight)
+    first = CropStream(lambda: blocks, 4, 16, seed=1)
+    it = iter(first)
+    for _ in range(6):  # into the second epoch
+        next(it)
+    assert first.position == (1, 2)
+    rest = [b for _, b in zip(range(4), CropStream(lambda: blocks, 4, 16, seed=1, position=first.position))]
+    for (lr, hr), (lr2, hr2) in zip(straight[6:], rest):
+        assert np.array_equal(lr, lr2) and np.array_equal(hr, hr2)
+    assert not np.array_equal(straight[0][1], straight[4][1])  # each epoch draws fresh crops
+
+
+def test_crop_stream_without_a_full_batch_is_an_error():
+    with pytest.raises(ValueError, match="no batch of 8 crops"):
+        next(iter(CropStream(lambda: [tiles(3)], 8, 16)))

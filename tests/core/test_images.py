@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import bomb_png, encode
+from helpers import bomb_png, broken_exif_webp, encode, mangled_tiff, strip_png
 from srgan import images
-from srgan.images import ImageError, decode_image, encode_image, load_image
+from srgan.images import ImageError, check_encodable, decode_image, encode_image, image_size, load_image
 
 
 def write(tmp_path, name, data: bytes):
@@ -22,6 +22,9 @@ def write(tmp_path, name, data: bytes):
     ("text.png", b"hello, I am not an image\n" * 4, images.NOT_AN_IMAGE),
     ("truncated.png", encode(Image.effect_noise((64, 64), 50))[:300], images.CORRUPT),
     ("bomb.png", bomb_png(30000, 30000), images.TOO_MANY_PIXELS),
+    ("mangled.tif", mangled_tiff(), images.CORRUPT),  # TypeError from Pillow's frame count
+    ("exif.webp", broken_exif_webp(), images.CORRUPT),  # struct.error from exif_transpose
+    ("icon.png", encode(Image.new("RGB", (8, 8)), "ICO"), images.NOT_AN_IMAGE),  # a format Pillow may not open
 ])
 def test_bad_files_raise_naming_the_file(tmp_path, name, data, reason):
     path = write(tmp_path, name, data)
@@ -110,3 +113,28 @@ def test_encode_every_kind_with_alpha(rng, fmt, grayscale):
     out = decode_image(encode_image(rgb, fmt, 90, alpha, grayscale))
     assert out.rgb.shape == (8, 8, 3)
     assert (out.alpha is None) == (fmt == "jpeg")
+
+
+def test_side_limit_is_checked_from_the_header():
+    strip = strip_png(4_000_000, 1)  # 4 MP passes a 4 MP pixel cap; as tiles it was 31,250 of them
+    with pytest.raises(ImageError, match="4,000,000 px is over the limit of 4,096") as err:
+        decode_image(strip, "strip.png", max_pixels=4_000_000, max_side=4096)
+    assert err.value.reason == images.SIDE_TOO_LONG
+    assert image_size(strip, max_pixels=4_000_000) == (4_000_000, 1)  # no side limit asked: fine
+
+
+@pytest.mark.parametrize("fmt, side, ok", [("webp", 16_383, True), ("webp", 16_384, False),
+                                           ("jpeg", 65_500, True), ("jpeg", 65_501, False), ("png", 100_000, True)])
+def test_output_limits_of_each_format(fmt, side, ok):
+    if ok:
+        check_encodable(side, 8, fmt)
+    else:
+        with pytest.raises(ImageError, match=f"over the {fmt} limit") as err:
+            check_encodable(8, side, fmt)
+        assert err.value.reason == images.TOO_LARGE_FOR_FORMAT
+
+
+def test_encoding_past_a_format_limit_is_an_image_error_before_any_work():
+    with pytest.raises(ImageError) as err:
+        encode_image(np.zeros((2, 16_800, 3), np.uint8), "webp")  # a 4200x2 upload, x4
+    assert err.value.reason == images.TOO_LARGE_FOR_FORMAT

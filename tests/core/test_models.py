@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from srgan.config import ModelConfig
-from srgan.models import Discriminator, Generator, count_parameters
+from srgan.models import Discriminator, Generator, UNetDiscriminator, UpsampleBlock, count_parameters, discriminator
 
 
 def test_srresnet_paper_parameter_count():
@@ -46,3 +46,39 @@ def test_discriminator_paper_layout_and_logits():
 def test_discriminator_rejects_crop_not_multiple_of_16():
     with pytest.raises(ValueError, match="multiple of 16"):
         Discriminator(ModelConfig(hr_crop=100))
+
+
+def test_icnr_upsampler_maps_a_constant_image_to_a_constant_image():
+    """ICNR: a fresh sub-pixel block is conv + nearest-neighbour, so no checkerboard at the start."""
+    torch.manual_seed(0)
+    block = UpsampleBlock(8, icnr=True)
+    out = block(torch.full((1, 8, 10, 10), 0.3))  # (1, 8, 20, 20)
+    interior = out[..., 2:-2, 2:-2]  # the zero padding of the conv touches the border
+    assert torch.allclose(interior, interior[..., :1, :1].expand_as(interior), atol=1e-6)
+    x = torch.rand(1, 8, 10, 10)  # any input: each 2x2 output block repeats one value
+    y = block(x)
+    for dy, dx in ((0, 1), (1, 0), (1, 1)):
+        assert torch.equal(y[..., dy::2, dx::2], y[..., 0::2, 0::2])
+    plain = UpsampleBlock(8)(torch.full((1, 8, 10, 10), 0.3))[..., 2:-2, 2:-2]
+    assert (plain - plain[..., :1, :1]).abs().max() > 1e-3  # without ICNR: a periodic pattern
+
+
+def test_icnr_is_applied_to_the_generators_upsamplers_only_when_asked():
+    torch.manual_seed(0)
+    g = Generator(ModelConfig(channels=8, blocks=1, icnr=True))
+    for block in g.upsample:
+        w = block.conv.weight
+        assert torch.equal(w[0::4], w[1::4]) and torch.equal(w[0::4], w[3::4])
+    assert not torch.equal(Generator(ModelConfig(channels=8, blocks=1)).upsample[0].conv.weight[0::4],
+                           Generator(ModelConfig(channels=8, blocks=1)).upsample[0].conv.weight[1::4])
+
+
+def test_unet_discriminator_gives_a_logit_per_pixel_with_spectral_norm():
+    cfg = ModelConfig(discriminator="unet", d_channels=8)
+    d = discriminator(cfg)
+    assert isinstance(d, UNetDiscriminator)
+    assert d(torch.rand(2, 3, 32, 48)).shape == (2, 1, 32, 48)
+    normed = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d) and hasattr(m, "weight_orig")]
+    assert len(normed) == 8  # three down, three up, two extra; not the first and last convs
+    assert count_parameters(discriminator(ModelConfig(discriminator="unet"))) == 4_376_897  # Real-ESRGAN's
+    assert isinstance(discriminator(ModelConfig()), Discriminator)

@@ -53,7 +53,7 @@ def test_tiled_equals_whole_image(rng, shape):
     pad = receptive_radius(ModelConfig(channels=8, blocks=2))
     rgb = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
     whole = upscale(g, rgb)
-    tiled = upscale_image(g, Decoded(rgb, None, False), tile=16, pad=pad).rgb
+    tiled = np.asarray(upscale_image(g, Decoded(rgb, None, False), tile=16, pad=pad))
     assert tiled.shape == whole.shape == (shape[0] * 4, shape[1] * 4, 3)
     assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1
 
@@ -62,7 +62,7 @@ def test_small_pad_is_only_approximate(rng):
     g = generator()
     rgb = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     whole = upscale(g, rgb).astype(int)
-    tiled = upscale_image(g, Decoded(rgb, None, False), tile=16, pad=0).rgb.astype(int)
+    tiled = np.asarray(upscale_image(g, Decoded(rgb, None, False), tile=16, pad=0)).astype(int)
     assert np.abs(tiled - whole).max() > 1  # seams without context: the pad matters
 
 
@@ -71,5 +71,8 @@ def test_alpha_and_grayscale_survive(rng):
     gray = rng.integers(0, 256, (20, 24), dtype=np.uint8)
     image = Decoded(np.repeat(gray[..., None], 3, axis=2), rng.integers(0, 256, (20, 24), dtype=np.uint8), True)
     out = upscale_image(g, image, tile=8, pad=4)
-    assert out.grayscale and out.alpha.shape == (80, 96)
-    assert (out.rgb[..., 0] == out.rgb[..., 1]).all() and (out.rgb[..., 1] == out.rgb[..., 2]).all()
+    assert out.mode == "LA" and out.size == (96, 80)
+    webp = upscale_image(g, image, tile=8, pad=4, fmt="webp")  # no grayscale in webp: equal RGB planes
+    rgb = np.asarray(webp)
+    assert webp.mode == "RGBA" and (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
+    assert (rgb[..., 0] == np.asarray(out)[..., 0]).all() and (rgb[..., 3] == np.asarray(out)[..., 1]).all()

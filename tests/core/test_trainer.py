@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from srgan.checkpoint import load_generator
 from srgan.config import LossConfig, load_config
 from srgan.losses import VGGFeatures, VGGWeightsError, content_loss
 from srgan.trainer import Events, Meter, Trainer, fit
@@ -135,6 +136,8 @@ def test_validation_reports_psnr_and_a_grid(benchmarks):
     cfg = load_config("tiny")
     metrics, grid = Trainer(cfg, "srresnet").validate(benchmarks / "Set5")
     assert 0 < metrics["val/psnr"] < 40 and -1 <= metrics["val/ssim"] <= 1
+    assert metrics["val/niqe"] > metrics["val/hr_niqe"] > 0  # an untrained model's output is far from a photo
+    assert {"val/artifacts", "val/hr_artifacts"} <= set(metrics)
     assert grid.dtype == np.uint8 and grid.shape == (192, 576, 3)
 
 
@@ -164,3 +167,43 @@ def test_vgg_weights_from_a_local_file(tmp_path):
     (tmp_path / "bad.pth").write_bytes(b"not a state dict")
     with pytest.raises(VGGWeightsError, match=r"bad\.pth"):
         VGGFeatures("vgg22", str(tmp_path / "bad.pth"))
+
+
+def test_ema_is_validated_checkpointed_and_resumed(tmp_path):
+    cfg = load_config("tiny", overrides=["train.ema_decay=0.5", "srresnet.learning_rate=1e-2"])
+    trainer = Trainer(cfg, "srresnet")
+    g0 = weights(trainer.g)
+    b = batch(cfg)
+    trainer.train_step(*b)
+    g1 = weights(trainer.g)
+    assert torch.allclose(weights(trainer.g_ema), 0.5 * g0 + 0.5 * g1, atol=1e-6)  # decay 0.5: half way
+    trainer.save(tmp_path / "ck")
+    assert torch.equal(weights(load_generator(tmp_path / "ck")), weights(trainer.g_ema))  # the EMA is the model
+    again = Trainer(cfg, "srresnet")
+    again.restore(tmp_path / "ck")
+    assert torch.equal(weights(again.g), g1) and torch.equal(weights(again.g_ema), weights(trainer.g_ema))
+    for t in (trainer, again):
+        t.train_step(*b)
+    assert torch.equal(weights(again.g_ema), weights(trainer.g_ema))
+
+
+@pytest.mark.parametrize("recipe", [
+    ["model.discriminator=unet", "loss.gan=ragan"],
+    ["model.discriminator=vgg", "loss.gan=ragan", "train.ema_decay=0.9", "loss.ldl_weight=1"],
+    ["model.discriminator=unet", "loss.gan=vanilla", "train.ema_decay=0.9", "loss.ldl_weight=1", "loss.content=l1"],
+])
+def test_gan_recipes_train_both_networks(recipe):
+    cfg = load_config("tiny", overrides=["loss.content=mse", "srgan.learning_rate=1e-3", "srgan.milestones=[]",
+                                         *recipe])
+    trainer = Trainer(cfg, "srgan")
+    lr, hr = batch(cfg)
+    g0, d0 = weights(trainer.g), weights(trainer.d)
+    logs = [trainer.train_step(lr, hr) for _ in range(5)]
+    assert changed(g0, trainer.g) and changed(d0, trainer.d)
+    assert ("ldl" in logs[0]) == ("loss.ldl_weight=1" in recipe)
+    assert all(torch.isfinite(v).all() for v in logs[-1].values() if isinstance(v, torch.Tensor))
+
+
+def test_ldl_needs_the_ema():
+    with pytest.raises(ValueError, match="ema_decay"):
+        Trainer(load_config("tiny", overrides=["loss.ldl_weight=1"]), "srresnet")

@@ -8,6 +8,13 @@
   by the real argparse parser; the launcher YAML validates against Ray's launcher schema.
 - Every file the Dockerfiles COPY and the launcher mounts exists; the MLflow server commands are
   accepted by mlflow's own CLI.
+- Access control: every RayJob/RayService requires a Ray token (authOptions), the RayJobs submit
+  from the head pod; the launcher binds the dashboard to 127.0.0.1 and starts every node with
+  token auth; the RayService serves a pinned model version; the MLflow server runs its basic-auth
+  app. The NetworkPolicies (and every plain Kubernetes object) validate against the Kubernetes
+  JSON schemas bundled by kubernetes-validate, and a small evaluator of NetworkPolicy semantics
+  checks, pod by pod, that each connection the cluster needs is admitted and the others are not.
+  No manifest, compose file or template holds a literal secret or puts one on a command line.
 
 No Ray is started (importing ray.serve.schema and building the parser does not), no network.
 """
@@ -22,6 +29,7 @@ import io
 import json
 import re
 import shlex
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -216,7 +224,7 @@ def test_rayservice_serve_config_parses_and_imports():
         builder = getattr(importlib.import_module(module), attr)
         assert callable(builder), app.import_path
         builder(app.args)  # the app's args are valid Settings (unknown keys are errors); binds, starts nothing
-        deployments = {importlib.import_module(module).Upscaler.name}
+        deployments = {importlib.import_module(module).Ingress.name, importlib.import_module(module).Upscaler.name}
         assert {d.name for d in app.deployments} <= deployments
 
 
@@ -237,13 +245,43 @@ def test_a_wrong_serve_config_is_caught():
             parse_serve_config(broken)
 
 
-def test_rayservice_serve_config_equals_cluster_serve_yaml_but_for_the_host():
+def test_rayservice_serve_config_equals_cluster_serve_yaml_but_for_the_host_and_model():
     embedded = yaml.safe_load(rayservice()["spec"]["serveConfigV2"])
     local = yaml.safe_load(SERVE_YAML.read_text())
     assert local["http_options"]["host"] == "127.0.0.1"
     for cfg in (embedded, local):
         del cfg["http_options"]["host"]
+        for app in cfg["applications"]:
+            del app["args"]["model"]
     assert embedded == local
+
+
+PINNED_MODEL = re.compile(r"models:/[A-Za-z0-9_.-]+/[0-9]+")  # models:/NAME/VERSION
+
+
+def pinned_model_error(spec: str, *, shipped_ok: bool) -> str | None:
+    """Why a served model spec may change under a running endpoint, or None if it cannot: a
+    registered version number is immutable, an @alias (or `latest`) is a pointer anyone with edit
+    rights can move, and every replica that starts later would load the new target."""
+    from srgan import SHIPPED_MODELS
+
+    if PINNED_MODEL.fullmatch(spec) or (shipped_ok and spec in SHIPPED_MODELS):
+        return None
+    return f"{spec!r} is not pinned: serve models:/NAME/VERSION" + (" or a shipped model" if shipped_ok else "")
+
+
+def test_the_served_model_is_a_pinned_version():
+    for app in yaml.safe_load(rayservice()["spec"]["serveConfigV2"])["applications"]:
+        # the cluster serves a registry version
+        assert pinned_model_error(app["args"]["model"], shipped_ok=False) is None
+    for app in yaml.safe_load(SERVE_YAML.read_text())["applications"]:
+        assert pinned_model_error(app["args"]["model"], shipped_ok=True) is None  # shipped weights: fixed in the image
+
+
+@pytest.mark.parametrize("spec", ["models:/srgan-generator@srresnet", "models:/srgan-generator/latest",
+                                  "models:/srgan-generator", "s3://BUCKET/runs/srresnet/checkpoint"])
+def test_a_movable_model_is_caught(spec):
+    assert pinned_model_error(spec, shipped_ok=True)
 
 
 def test_rayservice_autoscales():
@@ -389,16 +427,72 @@ def test_launcher_validates_against_rays_launcher_schema():
                for v in workers.values() if "docker" in v)
 
 
+# Mounted from the user's home, never from the repository: the cluster's Ray token (`ray up` copies
+# it to every node; the user's CLI reads the same file).
+TOKEN_MOUNT = {"/home/ray/.ray/auth_token": "~/.ray/auth_token"}
+
+
 def test_launcher_file_mounts_exist():
     config = only(LAUNCHER)
-    mounts = config.get("file_mounts") or {}
+    mounts = dict(config.get("file_mounts") or {})
+    assert mounts.items() >= TOKEN_MOUNT.items(), "the launcher gives every node the Ray token"
+    for remote in TOKEN_MOUNT:
+        del mounts[remote]
     assert mounts, "the launcher mounts cluster/serve.yaml"
     for remote, local in mounts.items():
-        assert not Path(local).is_absolute(), f"{remote}: {local} must be relative to the repository root"
+        assert not Path(local).is_absolute() and not local.startswith("~"), \
+            f"{remote}: {local} must be relative to the repository root"
         assert (ROOT / local).exists(), f"file_mounts {remote}: {local} does not exist in the repository"
     for key in ("cluster_synced_files", "rsync_filter"):
         for local in config.get(key) or []:
             assert (ROOT / local).exists(), f"{key}: {local}"
+
+
+def _ray_start_commands(lines: list[str]) -> list[tuple[dict[str, str], list[str]]]:
+    """The `ray start` commands of the launcher's start lines, each with the variables exported
+    before it on the same line (`export A=b; ray start ...`)."""
+    found = []
+    for line in lines:
+        exported = {}
+        for part in re.split(r"\s*(?:;|&&)\s*", line):
+            argv = shlex.split(part)
+            if argv[:1] == ["export"]:
+                exported.update(a.split("=", 1) for a in argv[1:])
+            elif argv[:2] == ["ray", "start"]:
+                found.append((exported.copy(), argv))
+    return found
+
+
+def _flag(argv: list[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+        if arg == name:
+            return argv[i + 1]
+    return None
+
+
+def test_launcher_dashboard_binds_loopback_only():
+    [(_, head)] = _ray_start_commands(only(LAUNCHER)["head_start_ray_commands"])
+    assert "--head" in head
+    assert _flag(head, "--dashboard-host") == "127.0.0.1"  # reached through `ray dashboard` (SSH tunnel)
+    text = LAUNCHER.read_text()
+    assert "ray dashboard cluster/launcher/aws.yaml" in text  # and the file says how
+
+
+def test_launcher_nodes_require_a_token():
+    launcher = only(LAUNCHER)
+    starts = _ray_start_commands(launcher["head_start_ray_commands"] + launcher["worker_start_ray_commands"])
+    assert len(starts) == 2
+    for exported, argv in starts:
+        assert exported.get("RAY_AUTH_MODE") == "token", argv
+
+
+def test_the_launcher_checks_catch_an_open_dashboard():
+    lines = [c.replace("--dashboard-host=127.0.0.1", "--dashboard-host 0.0.0.0")
+             .replace("export RAY_AUTH_MODE=token; ", "") for c in only(LAUNCHER)["head_start_ray_commands"]]
+    [(exported, head)] = _ray_start_commands(lines)
+    assert _flag(head, "--dashboard-host") == "0.0.0.0" and "RAY_AUTH_MODE" not in exported
 
 
 # ---------------------------------------------------------------- Dockerfiles
@@ -487,7 +581,7 @@ def test_mlflow_kubernetes_manifests():
     assert is_allowed_host_header(params["allowed_hosts"].split(","), host)
     assert c["ports"][0]["containerPort"] == params["port"]
     assert "psycopg2" in (MLFLOW / "Dockerfile").read_text() and "boto3" in (MLFLOW / "Dockerfile").read_text()
-    assert "mlflow==3.17.2" in (MLFLOW / "Dockerfile").read_text()
+    assert "mlflow[auth]==3.17.2" in (MLFLOW / "Dockerfile").read_text()
 
 
 def test_mlflow_docker_compose():
@@ -497,13 +591,515 @@ def test_mlflow_docker_compose():
     mlflow = services["mlflow"]
     build = mlflow["build"]
     assert (MLFLOW / build["context"] / build.get("dockerfile", "Dockerfile")).is_file()
-    [command] = mlflow["command"]
-    argv = shlex.split(command.replace("$$", "$"))  # compose's escape for a literal $
-    assert argv[:3] == ["exec", "mlflow", "server"]
-    params = parse_mlflow_server(argv[3:])
+    argv = mlflow["command"]  # the image's entrypoint is `mlflow`
+    assert argv[0] == "server"
+    params = parse_mlflow_server(argv[1:])
     assert params["backend_store_uri"].startswith("postgresql://") and "@postgres:" in params["backend_store_uri"]
     assert params["artifacts_destination"].startswith("s3://")
     assert params["host"] == "0.0.0.0"
     # published on the host's loopback unless the operator says otherwise
     assert mlflow["ports"] == ["${MLFLOW_BIND:-127.0.0.1}:5000:5000"]
     assert "ports" not in services["postgres"] and "ports" not in services["minio"]
+
+
+# ---------------------------------------------------------------- access control: Ray token auth
+
+def ray_cluster_spec(doc: dict) -> dict:
+    return doc["spec"].get("rayClusterSpec") or doc["spec"]["rayClusterConfig"]
+
+
+def kuberay_docs() -> list[tuple[Path, dict]]:
+    return [*docs_of_kind("RayJob"), *docs_of_kind("RayService")]
+
+
+def test_every_ray_cluster_requires_a_token():
+    docs = kuberay_docs()
+    assert len(docs) == 3
+    for path, doc in docs:
+        auth = ray_cluster_spec(doc).get("authOptions") or {}
+        # explicit: Ray 2.60's `ray start` leaves token auth off in a pod
+        assert auth.get("mode") == "token", f"{path.name}: authOptions.mode must be token"
+        # KubeRay supports Kubernetes-delegated auth for a standalone RayCluster only
+        assert not auth.get("enableK8sTokenAuth"), path.name
+
+
+def test_the_rayservice_keeps_one_token_across_upgrades():
+    # Each RayService upgrade starts a new RayCluster; a generated token would change with it.
+    auth = ray_cluster_spec(rayservice())["authOptions"]
+    secret = auth.get("secretName")
+    assert secret, "the RayService names the Secret holding its token"
+    text = (KUBERAY / "rayservice.yaml").read_text()
+    assert f"create secret generic {secret} --from-literal=auth_token=" in text, "the manifest says how to create it"
+
+
+def test_ray_jobs_submit_from_the_head_pod():
+    # SidecarMode: the submitter reaches the Jobs API on 127.0.0.1, so no pod outside the Ray
+    # cluster needs the dashboard port (the NetworkPolicies admit none but the operator).
+    for path, job in docs_of_kind("RayJob"):
+        assert job["spec"].get("submissionMode") == "SidecarMode", path.name
+        assert "submitterPodTemplate" not in job["spec"] and "submitterConfig" not in job["spec"], path.name
+
+
+@pytest.mark.parametrize("auth", [{"mode": "Token"}, {"mode": "token", "secret": "x"}, {"mode": True}])
+def test_a_wrong_auth_option_fails_validation(auth):
+    manifest = copy.deepcopy(only(KUBERAY / "rayjob-prepare.yaml"))
+    manifest["spec"]["rayClusterSpec"]["authOptions"] = auth
+    assert any(e.startswith("spec.rayClusterSpec.authOptions") for e in crd_errors(manifest)), crd_errors(manifest)
+
+
+# ---------------------------------------------------------------- access control: NetworkPolicies
+
+K8S = ROOT / "cluster" / "k8s"
+RAY_NAMESPACE = "srgan"
+# Namespaces of components outside the project, as the policies' PLACEHOLDER comments name them.
+OPERATOR_NAMESPACE, MONITORING_NAMESPACE, INGRESS_NAMESPACE = "kuberay-system", "monitoring", "ingress-nginx"
+
+
+def k8s_docs() -> list[tuple[Path, dict]]:
+    """The plain Kubernetes objects of the repository (not KubeRay's, not kustomize's)."""
+    mlflow_resources = only(MLFLOW / "k8s" / "kustomization.yaml")["resources"]
+    paths = sorted(K8S.glob("*.yaml")) + [MLFLOW / "k8s" / r for r in mlflow_resources]
+    return [(p, d) for p in paths for d in load_all(p)]
+
+
+def network_policies() -> list[dict]:
+    return [d for _, d in k8s_docs() if d["kind"] == "NetworkPolicy"]
+
+
+def k8s_schema_versions() -> list[str]:
+    from kubernetes_validate.utils import latest_version
+
+    return ["1.29", latest_version()]  # the oldest Kubernetes still common, and the newest bundled
+
+
+def k8s_errors(doc: dict, version: str) -> str | None:
+    """The first violation of the Kubernetes JSON schema (strict: unknown fields are errors)."""
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(doc, version, strict=True)
+    except kubernetes_validate.ValidationError as e:
+        return f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+    return None
+
+
+def test_the_kubernetes_objects_validate_against_the_kubernetes_schema():
+    docs = k8s_docs()
+    kinds = {d["kind"] for _, d in docs}
+    assert {"Namespace", "NetworkPolicy", "Service", "Deployment", "StatefulSet", "Job"} <= kinds
+    for version in k8s_schema_versions():
+        for path, doc in docs:
+            error = k8s_errors(doc, version)
+            assert error is None, f"{path.name} {doc['kind']} {doc['metadata']['name']} (Kubernetes {version}): {error}"
+
+
+@pytest.mark.parametrize("change", [
+    lambda p: p["spec"].__setitem__("ingres", []),                        # misspelt field
+    lambda p: p["spec"].__setitem__("policyTypes", "Ingress"),            # a string, not a list
+    lambda p: p["spec"]["podSelector"].__setitem__("matchLabel", {}),     # misspelt selector
+])
+def test_a_wrong_network_policy_fails_validation(change):
+    policy = copy.deepcopy(next(p for p in network_policies() if p["metadata"]["name"] == "mlflow-from-ray"))
+    change(policy)
+    assert k8s_errors(policy, k8s_schema_versions()[-1])
+
+
+# A small evaluator of the NetworkPolicy semantics (networking.k8s.io/v1, ingress only) so the
+# tests can ask "may this pod open that port on that pod?" of the very policies in the repository.
+
+@dataclass(frozen=True)
+class Pod:
+    namespace: str
+    labels: dict[str, str]
+    ports: dict[str, int] = field(default_factory=dict)  # container port name -> number
+
+
+def selects(selector: dict, labels: dict[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], e.get("values") or []
+        ok = {"In": key in labels and labels[key] in values, "NotIn": labels.get(key) not in values,
+              "Exists": key in labels, "DoesNotExist": key not in labels}[op]
+        if not ok:
+            return False
+    return True
+
+
+def _peer_matches(peer: dict, policy_namespace: str, src: Pod) -> bool:
+    if "ipBlock" in peer:
+        return False  # pods are not addressed by IP in these tests
+    ns_selector, pod_selector = peer.get("namespaceSelector"), peer.get("podSelector")
+    ns_ok = (selects(ns_selector, {"kubernetes.io/metadata.name": src.namespace}) if ns_selector is not None
+             else src.namespace == policy_namespace)
+    return ns_ok and (pod_selector is None or selects(pod_selector, src.labels))
+
+
+def _port_matches(rule_port: dict, port: int, dst: Pod) -> bool:
+    if rule_port.get("protocol", "TCP") != "TCP":
+        return False
+    first = rule_port.get("port")
+    if first is None:
+        return True
+    first = dst.ports.get(first) if isinstance(first, str) else first  # a named port
+    return first is not None and first <= port <= rule_port.get("endPort", first)
+
+
+def admits(policies: list[dict], src: Pod, dst: Pod, port: int) -> bool:
+    """Whether a TCP connection from `src` to `dst`:`port` is allowed: a pod no ingress policy
+    selects admits everything; one that some policy selects admits what any of them allows."""
+    isolating = [p for p in policies if p["metadata"]["namespace"] == dst.namespace
+                 and "Ingress" in (p["spec"].get("policyTypes") or ["Ingress"])
+                 and selects(p["spec"]["podSelector"], dst.labels)]
+    if not isolating:
+        return True
+    for policy in isolating:
+        for rule in policy["spec"].get("ingress") or []:
+            peers, ports = rule.get("from"), rule.get("ports")  # absent or empty: any peer / any port
+            if ((not peers or any(_peer_matches(peer, policy["metadata"]["namespace"], src) for peer in peers))
+                    and (not ports or any(_port_matches(rp, port, dst) for rp in ports))):
+                return True
+    return False
+
+
+def test_the_evaluator_reads_policies_as_kubernetes_does():
+    a, b = Pod("x", {"app": "a"}), Pod("x", {"app": "b"})
+    deny = {"metadata": {"namespace": "x"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
+    allow_a = {"metadata": {"namespace": "x"}, "spec": {"podSelector": {"matchLabels": {"app": "b"}}, "ingress": [
+        {"from": [{"podSelector": {"matchLabels": {"app": "a"}}}], "ports": [{"port": 80}]}]}}
+    assert admits([], a, b, 80) and not admits([deny], a, b, 80)
+    assert admits([deny, allow_a], a, b, 80) and not admits([deny, allow_a], a, b, 81)
+    assert not admits([deny, allow_a], Pod("y", {"app": "a"}), b, 80)  # a podSelector alone: own namespace only
+    both = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "y"}},
+            "podSelector": {"matchLabels": {"app": "a"}}}
+    anded = {"metadata": {"namespace": "x"}, "spec": {"podSelector": {}, "ingress": [{"from": [both]}]}}
+    assert admits([anded], Pod("y", {"app": "a"}), b, 1) and not admits([anded], Pod("y", {"app": "c"}), b, 1)
+
+
+def _template_pod(namespace: str, template: dict, **extra: str) -> Pod:
+    ports = {p["name"]: p["containerPort"]
+             for c in template["spec"]["containers"] for p in c.get("ports", []) if "name" in p}
+    return Pod(namespace, {**(template.get("metadata", {}).get("labels") or {}), **extra}, ports)
+
+
+def project_pods() -> dict[str, Pod]:
+    """Every pod the repository's manifests create, with the labels it will carry: the template's,
+    plus those KubeRay adds to Ray pods (ray.io/node-type is one it does not let templates set)."""
+    pods = {}
+    for _, doc in kuberay_docs():
+        cluster = ray_cluster_spec(doc)
+        ns = doc["metadata"]["namespace"]
+        groups = [("head", cluster["headGroupSpec"]), *(("worker", g) for g in cluster["workerGroupSpecs"])]
+        for node_type, group in groups:
+            pod = _template_pod(ns, group["template"], **{"ray.io/node-type": node_type, "ray.io/is-ray-node": "yes",
+                                                           "ray.io/cluster": doc["metadata"]["name"] + "-x7k2p"})
+            pods[f"{pod.labels.get('app.kubernetes.io/component')}-{node_type}"] = pod
+    for _, doc in k8s_docs():
+        if doc["kind"] in ("Deployment", "StatefulSet", "Job"):
+            pod = _template_pod(doc["metadata"]["namespace"], doc["spec"]["template"])
+            pods[pod.labels.get("app", doc["metadata"]["name"])] = pod
+    return pods
+
+
+OUTSIDERS = {
+    "operator": Pod(OPERATOR_NAMESPACE, {"app.kubernetes.io/name": "kuberay-operator"}),
+    "prometheus": Pod(MONITORING_NAMESPACE, {"app.kubernetes.io/name": "prometheus"}),
+    "ingress": Pod(INGRESS_NAMESPACE, {"app.kubernetes.io/name": "ingress-nginx"}),
+    "stray pod in srgan": Pod(RAY_NAMESPACE, {"app": "debug"}),
+    "stray pod in mlflow": Pod("mlflow", {"app": "debug"}),
+    # a pod elsewhere that copies the Ray pods' labels: labels alone must not let it in
+    "look-alike in default": Pod("default", {"app.kubernetes.io/name": "srgan-ray",
+                                             "app.kubernetes.io/component": "train", "ray.io/node-type": "worker"}),
+    "operator look-alike": Pod("default", {"app.kubernetes.io/name": "kuberay-operator"}),
+}
+RANDOM_PORT = 47315  # a port Ray, NCCL or Gloo may pick at run time
+COMPONENTS = ("prepare", "train", "serve")
+
+# (source, destination, port, admitted?) — what each pod needs, and what it must not get.
+EXPECTED = [
+    *[case for c in COMPONENTS for case in [
+        (f"{c}-worker", f"{c}-head", 6379, True),          # workers register with the GCS
+        (f"{c}-worker", f"{c}-head", RANDOM_PORT, True),   # raylet / object manager / worker ports
+        (f"{c}-head", f"{c}-worker", 52365, True),         # the dashboard calls each node's agent
+        (f"{c}-head", f"{c}-worker", RANDOM_PORT, True),
+        (f"{c}-worker", f"{c}-worker", RANDOM_PORT, True),  # objects, NCCL/Gloo between workers
+        ("operator", f"{c}-head", 8265, True),             # KubeRay drives the head's dashboard
+        ("operator", f"{c}-head", 6379, False),
+        ("operator", f"{c}-head", 10001, False),
+        ("operator look-alike", f"{c}-head", 8265, False),
+        ("stray pod in srgan", f"{c}-head", 8265, False),
+        ("stray pod in srgan", f"{c}-head", 6379, False),
+        ("stray pod in srgan", f"{c}-head", 10001, False),
+        ("stray pod in srgan", f"{c}-worker", RANDOM_PORT, False),
+        ("look-alike in default", f"{c}-head", 6379, False),
+        ("prometheus", f"{c}-head", 8080, True),
+        ("prometheus", f"{c}-worker", 8080, True),
+        ("prometheus", f"{c}-head", 8265, False),
+        ("ingress", f"{c}-head", 8265, False),
+        (f"{c}-worker", "mlflow", 5000, True),              # runs, models, artifacts (proxied)
+        (f"{c}-head", "mlflow", 5000, True),
+        (f"{c}-worker", "postgres", 5432, False),
+        (f"{c}-worker", "minio", 9000, False),
+    ]],
+    # workloads are kept apart: a serve replica (it decodes untrusted uploads) cannot reach training
+    ("serve-worker", "train-head", 6379, False),
+    ("serve-worker", "train-worker", RANDOM_PORT, False),
+    ("prepare-worker", "serve-head", 6379, False),
+    ("train-worker", "prepare-head", 8265, False),
+    # the endpoint: every serve node runs a proxy; the operator probes them, the ingress forwards
+    ("ingress", "serve-head", 8000, True),
+    ("ingress", "serve-worker", 8000, True),
+    ("operator", "serve-worker", 8000, True),
+    ("ingress", "train-head", 8000, False),
+    ("stray pod in srgan", "serve-worker", 8000, False),
+    # MLflow and its stores
+    ("stray pod in srgan", "mlflow", 5000, False),
+    ("look-alike in default", "mlflow", 5000, False),
+    ("stray pod in mlflow", "mlflow", 5000, False),
+    ("mlflow", "postgres", 5432, True),
+    ("stray pod in mlflow", "postgres", 5432, False),
+    ("minio", "postgres", 5432, False),
+    ("mlflow", "minio", 9000, True),
+    ("minio-create-bucket", "minio", 9000, True),
+    ("mlflow", "minio", 9001, False),                      # the console: port-forward only
+    ("stray pod in mlflow", "minio", 9000, False),
+    ("postgres", "minio", 9000, False),
+]
+
+
+def test_the_pods_the_policies_are_about_exist():
+    pods = project_pods()
+    expected = {f"{c}-{t}" for c in COMPONENTS for t in ("head", "worker")}
+    expected |= {"mlflow", "postgres", "minio", "minio-create-bucket"}
+    assert expected <= set(pods), sorted(pods)
+    assert {p.namespace for name, p in pods.items() if name.endswith(("-head", "-worker"))} == {RAY_NAMESPACE}
+
+
+@pytest.mark.parametrize("src, dst, port, allowed", EXPECTED, ids=lambda v: str(v))
+def test_network_policies_admit_what_each_pod_needs_and_nothing_else(src, dst, port, allowed):
+    pods = {**project_pods(), **OUTSIDERS}
+    verdict = admits(network_policies(), pods[src], pods[dst], port)
+    assert verdict is allowed, f"{src} -> {dst}:{port} should be {'admitted' if allowed else 'refused'}"
+
+
+def test_every_pod_of_the_project_is_isolated():
+    # default-deny ingress covers every pod of both namespaces: a stray pod next to it gets nothing
+    policies = network_policies()
+    for name, pod in project_pods().items():
+        stray = Pod(pod.namespace, {"app": "debug"})
+        assert not admits(policies, stray, pod, 1), f"{name} is not isolated"
+    for ns in (RAY_NAMESPACE, "mlflow"):
+        assert any(p["metadata"]["namespace"] == ns and p["spec"]["podSelector"] == {} and not p["spec"].get("ingress")
+                   for p in policies), f"no default-deny ingress policy in {ns}"
+
+
+def test_the_declared_ports_are_reachable_by_their_clients():
+    # every port a container declares is admitted from the client that uses it
+    pods, policies = project_pods(), network_policies()
+    clients = {"mlflow": "train-worker", "postgres": "mlflow", "minio": "mlflow"}
+    for name, pod in pods.items():
+        client = clients.get(name) or (name.replace("-head", "-worker") if name.endswith("-head") else None)
+        for port_name, port in pod.ports.items():
+            if name == "minio" and port_name == "console":
+                continue  # port-forward only
+            assert client and admits(policies, pods[client], pod, port), f"{name}:{port_name} ({port}) unreachable"
+
+
+def test_the_kuberay_manifests_run_in_the_policies_namespace():
+    namespace = only(K8S / "namespace.yaml")["metadata"]["name"]
+    assert namespace == RAY_NAMESPACE
+    assert {d["metadata"].get("namespace") for _, d in kuberay_docs()} == {namespace}
+    ray_side = {p["metadata"]["namespace"] for p in network_policies()} - {"mlflow"}
+    assert ray_side == {namespace}
+
+
+# ---------------------------------------------------------------- access control: no secret in a file
+
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|CREDENTIAL|AUTH_KEY|PRIVATE_KEY", re.I)
+REFERENCE = r"(?:\$\(\w+\)|\$\{\w+(?::?[-?][^}]*)?\}|\$\$?\{?\w+\}?)"  # $(VAR) k8s, ${VAR} compose, $VAR / $$VAR shell
+URI_CREDENTIALS = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@'\"]*:([^@\s/'\"]+)@", re.I)
+KEY_LITERALS = [re.compile(p) for p in (
+    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",            # AWS access key id
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+    r"(?<!sha256:)\b[0-9a-f]{32,}\b",            # a long hex string (not an image digest): a password, a token
+    r"(?<![\w/.-])[A-Za-z0-9+/]{40,}={0,2}(?![\w/.-])",  # a long base64 string
+)]
+
+
+def text_secrets(text: str) -> list[str]:
+    """Literal credentials in a file's text: a password inside a URI (one that is not a reference
+    to a variable), a key of a well-known shape, a long random-looking string."""
+    found = [f"password in URI {m.group(0)!r}" for m in URI_CREDENTIALS.finditer(text)
+             if not re.fullmatch(REFERENCE, m.group(1))]
+    return found + [f"key-like literal {m.group(0)[:12]}..." for rx in KEY_LITERALS for m in rx.finditer(text)]
+
+
+def _walk(node: Any):
+    yield node
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    for child in children:
+        yield from _walk(child)
+
+
+def _secret_references(arg: str) -> list[str]:
+    names = re.findall(r"\$\$?[({]?(\w+)", arg)
+    return [n for n in names if SECRET_NAME.search(n)]
+
+
+def manifest_secrets(doc: Any) -> list[str]:
+    """In parsed Kubernetes / compose YAML: a secret-named env var with a literal value (it must
+    come from a Secret, secretKeyRef, or from .env, ${VAR}), and a secret expanded into a command
+    line (`ps` shows every process's arguments; the environment is private to its user)."""
+    found = []
+    for node in _walk(doc):
+        if not isinstance(node, dict):
+            continue
+        env = node.get("env")
+        for entry in env if isinstance(env, list) else []:
+            literal = "value" in entry and not re.fullmatch(REFERENCE, str(entry["value"]))
+            if SECRET_NAME.search(entry.get("name", "")) and literal:
+                found.append(f"env {entry['name']} has a literal value")
+        if isinstance(node.get("environment"), dict):  # docker compose
+            for name, value in node["environment"].items():
+                if SECRET_NAME.search(name) and value is not None and not re.fullmatch(REFERENCE, str(value)):
+                    found.append(f"environment {name} has a literal value")
+        for key in ("command", "args", "entrypoint"):
+            args = node.get(key)
+            for arg in [args] if isinstance(args, str) else args if isinstance(args, list) else []:
+                found += [f"{key} expands {name} on a command line" for name in _secret_references(str(arg))]
+    return found
+
+
+def scanned_files() -> list[Path]:
+    files = [p for top in (ROOT / "cluster", ROOT / "infra") for p in top.rglob("*") if p.is_file()]
+    suffixes = (".yaml", ".yml", ".ini", ".example", ".env")
+    return sorted(p for p in files if p.suffix in suffixes or p.name.startswith("Dockerfile"))
+
+
+def test_no_manifest_or_compose_file_holds_a_secret():
+    files = scanned_files()
+    names = {"docker-compose.yaml", "mlflow.yaml", "rayservice.yaml", "aws.yaml", ".env.example", "basic_auth.ini"}
+    assert names <= {p.name for p in files}
+    problems = []
+    for path in files:
+        text = path.read_text()
+        problems += [f"{path.relative_to(ROOT)}: {s}" for s in text_secrets(text)]
+        if path.suffix in (".yaml", ".yml"):
+            for doc in load_all(path):
+                problems += [f"{path.relative_to(ROOT)}: {s}" for s in manifest_secrets(doc)]
+    launcher = only(LAUNCHER)
+    for line in launcher["head_start_ray_commands"] + launcher["worker_start_ray_commands"]:
+        problems += [f"aws.yaml: {name} on a command line" for name in _secret_references(line)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_env_template_leaves_every_secret_empty():
+    values = dict(line.split("=", 1) for line in (MLFLOW / ".env.example").read_text().splitlines()
+                  if line.strip() and not line.lstrip().startswith("#"))
+    secrets = {k: v for k, v in values.items() if SECRET_NAME.search(k)}
+    assert secrets.keys() >= {"POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "MLFLOW_ADMIN_PASSWORD",
+                              "MLFLOW_FLASK_SECRET_KEY"}
+    assert all(v.strip() == "" for v in secrets.values()), secrets  # compose's ${VAR:?} refuses to start until filled
+    assert ".env" in (MLFLOW / ".gitignore").read_text().split()
+
+
+@pytest.mark.parametrize("bad", [
+    {"env": [{"name": "POSTGRES_PASSWORD", "value": "hunter2hunter2"}]},
+    {"environment": {"AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI"}},
+    {"args": ["--backend-store-uri", "postgresql://mlflow:$(POSTGRES_PASSWORD)@postgres:5432/mlflow"]},
+    {"command": ["exec mlflow server --backend-store-uri postgresql://mlflow:$${POSTGRES_PASSWORD}@postgres/mlflow"]},
+    {"command": 'mc alias set local http://minio:9000 "$$MINIO_ROOT_USER" "$$MINIO_ROOT_PASSWORD"'},
+])
+def test_the_secret_scan_catches_a_secret_in_a_manifest(bad):
+    assert manifest_secrets({"spec": {"containers": [bad]}})
+
+
+@pytest.mark.parametrize("bad", [
+    "url: postgresql://mlflow:s3cr3t-pw@postgres:5432/mlflow",
+    "key: AKIAIOSFODNN7EXAMPLE",
+    "token: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "-----BEGIN OPENSSH PRIVATE KEY-----",
+])
+def test_the_secret_scan_catches_a_literal_key(bad):
+    assert text_secrets(bad)
+    assert not text_secrets("http://$(MINIO_ROOT_USER):$(MINIO_ROOT_PASSWORD)@minio:9000 and http://${U}:${P}@minio:9000")
+
+
+# ---------------------------------------------------------------- access control: MLflow authentication
+
+def mlflow_auth_config(path: Path, monkeypatch) -> Any:
+    """MLflow's own reader of the auth app's config file. Loaded from its file: importing the
+    package mlflow.server.auth would need the `auth` extra (Flask-WTF), which only the server image has."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(path))
+    for var in ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    source = Path(mlflow.__file__).parent / "server" / "auth" / "config.py"
+    spec = importlib.util.spec_from_file_location("_mlflow_auth_config", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.read_auth_config()
+
+
+def test_the_mlflow_server_image_enables_authentication(monkeypatch):
+    from urllib.parse import urlsplit
+
+    dockerfile = MLFLOW / "Dockerfile"
+    ins = instructions(dockerfile)
+    run = " ".join(r for w, r in ins if w == "RUN")
+    assert re.search(r'"mlflow\[auth\]==3\.17\.2"', run), "basic-auth needs the auth extra (Flask-WTF)"
+    env = dict(r.split("=", 1) for w, r in ins if w == "ENV")
+    copies = [shlex.split(r) for w, r in ins if w == "COPY"]
+    assert any(c[-2] == "basic_auth.ini" and c[-1] == env["MLFLOW_AUTH_CONFIG_PATH"] for c in copies)
+    config = mlflow_auth_config(MLFLOW / "basic_auth.ini", monkeypatch)
+    assert config.admin_password is None  # from MLFLOW_AUTH_ADMIN_PASSWORD (a Secret), never the file
+    assert urlsplit(config.database_uri).scheme.startswith("postgresql")
+    assert urlsplit(config.database_uri).password is None  # libpq takes PGPASSWORD from the environment
+    assert config.default_permission in {"READ", "USE", "EDIT", "MANAGE", "DENY", "NO_PERMISSIONS"}
+
+
+def _secret_env(container: dict) -> dict[str, tuple[str, str]]:
+    return {e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+            for e in container.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+
+
+def test_the_mlflow_server_requires_a_login_on_kubernetes():
+    from urllib.parse import urlsplit
+
+    deployment = next(d for d in load_all(MLFLOW / "k8s" / "mlflow.yaml") if d["kind"] == "Deployment")
+    [c] = deployment["spec"]["template"]["spec"]["containers"]
+    params = parse_mlflow_server(c["args"])
+    assert params["app_name"] == "basic-auth"
+    assert urlsplit(params["backend_store_uri"]).password is None
+    secrets = _secret_env(c)
+    assert {"PGPASSWORD", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
+            "AWS_SECRET_ACCESS_KEY"} <= set(secrets)
+
+
+def test_the_mlflow_server_requires_a_login_in_docker_compose():
+    from urllib.parse import urlsplit
+
+    mlflow = only(MLFLOW / "docker-compose.yaml")["services"]["mlflow"]
+    argv = mlflow["command"]
+    assert "entrypoint" not in mlflow and ("ENTRYPOINT", '["mlflow"]') in instructions(MLFLOW / "Dockerfile")
+    assert argv[0] == "server"
+    params = parse_mlflow_server(argv[1:])
+    assert params["app_name"] == "basic-auth"
+    assert urlsplit(params["backend_store_uri"]).password is None
+    env = mlflow["environment"]
+    for name in ("PGPASSWORD", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD",
+                 "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        assert re.fullmatch(r"\$\{\w+(:\?[^}]*)?\}", env[name]), (name, env[name])  # from .env, never written here
+
+
+def test_the_ray_pods_log_in_to_mlflow():
+    for path, doc in kuberay_docs():
+        cluster = ray_cluster_spec(doc)
+        for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+            for c in group["template"]["spec"]["containers"]:
+                if "MLFLOW_TRACKING_URI" not in _env(c):
+                    continue
+                secrets = _secret_env(c)
+                assert secrets.get("MLFLOW_TRACKING_USERNAME", ("",))[0] == "srgan-mlflow", path.name
+                assert secrets.get("MLFLOW_TRACKING_PASSWORD", ("",))[0] == "srgan-mlflow", path.name

@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,17 +13,46 @@ from srgan import ASSETS, SHIPPED_MODELS
 from srgan.benchmarks import load_pair, set_layout
 from srgan.checkpoint import load_generator, save_checkpoint
 from srgan.config import load_config
+from srgan.images import load_image, save_image
 from srgan.inference import upscale
 from srgan.metrics import rgb_to_y
 from srgan.models import Generator
+from srgan.niqe import niqe
+
+
+def _run(tmp_path, *args: str) -> dict:
+    assert main(["evaluate", *args, "--json", str(tmp_path / "r.json")]) == 0
+    return json.loads((tmp_path / "r.json").read_text())
 
 
 def test_bicubic_on_shipped_set5(tmp_path, capsys):
-    assert main(["evaluate", "--model", "bicubic", "--json", str(tmp_path / "r.json")]) == 0
-    result = json.loads((tmp_path / "r.json").read_text())
-    assert result["Set5"]["images"] == 5
-    assert abs(result["Set5"]["psnr"] - 28.42) <= 0.02
-    assert "Set5" in capsys.readouterr().out
+    result = _run(tmp_path, "--model", "bicubic")["Set5"]
+    assert result["images"] == 5
+    assert abs(result["psnr"] - 28.42) <= 0.02
+    # all four metrics by default, HR's no-reference ones beside them: bicubic blurs (NIQE worse
+    # than HR's) and lays no grid pattern
+    assert set(result) == {"psnr", "ssim", "niqe", "artifacts", "hr_niqe", "hr_artifacts", "images"}
+    assert result["niqe"] > result["hr_niqe"] + 1
+    assert result["artifacts"] < 0.1 and result["hr_artifacts"] < 0.5
+    out = capsys.readouterr().out
+    assert "Set5" in out and "NIQE" in out and "HR artifacts" in out
+
+
+def test_hr_as_the_model_gives_its_no_reference_metrics(tmp_path):
+    hr = _run(tmp_path, "--model", "hr", "--per-image")["Set5"]
+    assert set(hr) == {"niqe", "artifacts", "images", "per_image"}
+    bicubic = _run(tmp_path, "--model", "bicubic", "--metrics", "niqe,artifacts")["Set5"]
+    assert hr["niqe"] == pytest.approx(bicubic["hr_niqe"]) and hr["artifacts"] == pytest.approx(bicubic["hr_artifacts"])
+    # the protocol: HR cropped to 4 x LR, then 4 px from each border
+    files, lr_dir = set_layout(ASSETS / "benchmarks" / "Set5", 4)
+    _, baby, _ = load_pair(files[0], lr_dir, 4)
+    assert hr["per_image"]["baby"]["niqe"] == pytest.approx(niqe(baby, crop_border=4))
+
+
+def test_metrics_subset(tmp_path, capsys):
+    result = _run(tmp_path, "--model", "bicubic", "--metrics", "psnr")["Set5"]
+    assert set(result) == {"psnr", "images"}
+    assert "SSIM" not in capsys.readouterr().out
 
 
 def test_shipped_generator_is_the_default_and_reaches_srcnn_level(tmp_path):
@@ -36,8 +67,11 @@ def _detail(rgb: np.ndarray) -> float:
 
 
 def test_shipped_srgan_trades_psnr_for_detail(tmp_path):
-    assert main(["evaluate", "--model", "srgan", "--json", str(tmp_path / "r.json")]) == 0
-    assert 27.0 < json.loads((tmp_path / "r.json").read_text())["Set5"]["psnr"] < 30.5
+    result = _run(tmp_path, "--model", "srgan")["Set5"]
+    assert 27.0 < result["psnr"] < 30.5
+    # closer to natural statistics than bicubic, but with a visible grid pattern (docs/images/Set5_baby.png)
+    assert result["niqe"] < _run(tmp_path, "--model", "bicubic", "--metrics", "niqe")["Set5"]["niqe"]
+    assert result["artifacts"] > max(1.0, 5 * result["hr_artifacts"])
     srresnet, srgan = load_generator(SHIPPED_MODELS["default"]), load_generator(SHIPPED_MODELS["srgan"])
     files, lr_dir = set_layout(ASSETS / "benchmarks" / "Set5", 4)
     for path in files:
@@ -60,9 +94,33 @@ def test_checkpoint_on_folder_without_lr(tmp_path, benchmarks):
     assert (tmp_path / "out" / "mine" / "bird.png").is_file()
 
 
+def test_image_too_small_for_niqe_is_named(tmp_path, benchmarks, capsys):
+    (tmp_path / "small" / "HR").mkdir(parents=True)
+    shutil.copy(benchmarks / "Set5" / "HR" / "bird.png", tmp_path / "small" / "HR" / "bird.png")
+    save_image(tmp_path / "small" / "HR" / "tiny.png", load_image(benchmarks / "Set5" / "HR" / "bird.png")[:100, :100])
+    assert main(["evaluate", "--model", "bicubic", "--data", str(tmp_path), "--sets", "small"]) == 2
+    err = capsys.readouterr().err
+    assert "tiny.png" in err and "at least one 96x96 block" in err and "Traceback" not in err
+    assert main(["evaluate", "--model", "bicubic", "--data", str(tmp_path), "--sets", "small",
+                 "--metrics", "psnr,artifacts"]) == 0
+
+
+def test_evaluate_metrics_import_neither_ray_nor_mlflow_nor_torchvision():
+    # the command's module and the metrics it runs, in a fresh process (pipelines.cli's own imports
+    # are the CLI's concern)
+    code = ("import argparse, sys; from pipelines.commands import evaluate; "
+            "sub = argparse.ArgumentParser().add_subparsers(); evaluate.add_parser(sub); "
+            "args = sub.choices['evaluate'].parse_args(['--model', 'bicubic']); assert args.run(args) == 0; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'mlflow', 'torchvision'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model", "/no/such/ckpt"], "no such checkpoint"),
     (["--sets", "Set99"], "Set99: no such folder"),
+    (["--metrics", "psnr,lpips"], "unknown metric(s) lpips; choose from psnr, ssim, niqe, artifacts"),
+    (["--model", "hr", "--metrics", "ssim"], "only niqe, artifacts apply"),
 ])
 def test_bad_arguments_are_one_line_errors(args, message, capsys):
     assert main(["evaluate", *args]) == 2

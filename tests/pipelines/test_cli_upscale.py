@@ -1,4 +1,5 @@
-"""`srgan upscale`: files and folders, offline, existing outputs kept, bad files reported."""
+"""`srgan upscale`: files and folders, offline, existing outputs kept, bad files reported and the
+run goes on, outputs written whole or not at all, colliding outputs refused before any work."""
 
 import shutil
 
@@ -35,11 +36,11 @@ def test_folder_in_files_out(tmp_path, benchmarks, checkpoint, capsys):
                "--tile", "16", "--pad", "4", "--engine", "eager"])
     assert rc == 1  # one input failed, and is named
     captured = capsys.readouterr()
-    assert "broken.png: not a recognised image format" in captured.err
+    assert "broken.png: not an image in a supported format" in captured.err
     assert "upscaled 3" in captured.out
     bird = load_image(tmp_path / "out" / "sub" / "bird.png")
     expected = upscale_image(load_generator(checkpoint), Decoded(load_image(src / "bird.png"), None, False), 16, 4)
-    assert np.array_equal(bird, expected.rgb)
+    assert np.array_equal(bird, np.asarray(expected))
     logo = Image.open(tmp_path / "out" / "logo.png")
     assert logo.mode == "RGBA" and logo.size == (24, 20)
 
@@ -59,3 +60,35 @@ def test_existing_outputs_are_kept_unless_overwrite(tmp_path, benchmarks, checkp
 def test_missing_input_is_an_error(tmp_path, checkpoint, capsys):
     assert main(["upscale", str(tmp_path / "nothing.png"), "-o", str(tmp_path), "--model", checkpoint]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_a_file_that_fails_in_any_way_is_recorded_and_the_run_goes_on(tmp_path, benchmarks, checkpoint, capsys):
+    lr = benchmarks / "Set5" / "LR_bicubic" / "X4"
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    shutil.copy(lr / "bird.png", src / "sub" / "bird.png")
+    shutil.copy(lr / "head.png", src / "head.png")
+    Image.new("RGB", (4200, 2)).save(src / "wide.png")  # x4 is over webp's 16383 px
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sub").write_text("a file where the output folder should be")  # an OSError, not an ImageError
+
+    rc = main(["upscale", str(src), "-o", str(out), "--model", checkpoint, "--tile", "16", "--pad", "4",
+               "--format", "webp"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "upscaled 1" in captured.out and "failed 2" in captured.out
+    assert "sub/bird.png" in captured.err and "wide.png: a 16800x8 image is over the webp limit" in captured.err
+    assert Image.open(out / "head.webp").size == (Image.open(lr / "head.png").width * 4,
+                                                  Image.open(lr / "head.png").height * 4)
+    assert sorted(p.name for p in out.iterdir()) == ["head.webp", "sub"]  # no partial file, no temp file left
+
+
+def test_inputs_that_would_write_the_same_output_are_refused_before_any_work(tmp_path, checkpoint, capsys):
+    for name in ("a.jpg", "a.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    rc = main(["upscale", str(tmp_path / "a.jpg"), str(tmp_path / "a.png"), "-o", str(tmp_path / "out"),
+               "--model", checkpoint])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "would write the same output" in err and "a.jpg" in err and "a.png" in err
+    assert not (tmp_path / "out").exists()

@@ -10,7 +10,7 @@ from PIL import Image
 from helpers import DATA, bomb_png, encode
 from pipelines import shards
 from pipelines.cli import main
-from pipelines.ingest import training_crops
+from pipelines.ingest import training_tiles, worker_batches
 from pipelines.prepare import expand_inputs, run_prepare, split_of
 from pipelines.settings import PrepareParams
 from srgan.bicubic import imresize
@@ -88,15 +88,23 @@ def test_rerun_gives_identical_shards(small_shards, tmp_path):
     assert again["images_processed"] == 19
 
 
-def test_training_crops_are_aligned_and_fresh_each_epoch(small_shards):
+def test_training_tiles_come_in_a_seeded_order_and_workers_crop_them_fresh_each_epoch(small_shards):
     _, out, _ = small_shards
-    ds = training_crops(str(out), 64)
-    epochs = [next(iter(ds.iter_batches(batch_size=8, batch_format="numpy"))) for _ in range(2)]
-    hr, lr = epochs[0]["hr"], epochs[0]["lr"]
+    ds = training_tiles(str(out), 64, seed=3)
+    sources = [[b["hr"][:, :4, :4].tobytes() for b in ds.iter_batches(batch_size=None)] for _ in range(2)]
+    assert sources[0] == sources[1] and len(sources[0]) > 1  # the same blocks in the same order, pass after pass
+    stream = iter(worker_batches(ds.iterator(), 8, 64, seed=0, rank=0))
+    first = next(stream)
+    lr, hr = first
     assert hr.shape == (8, 64, 64, 3) and lr.shape == (8, 16, 16, 3) and hr.dtype == np.uint8
     for h, l in zip(hr, lr):  # LR came from the whole image: compare away from the crop's border
         assert psnr(imresize(h, 0.25), l, 3) > 30
-    assert not (epochs[0]["hr"] == epochs[1]["hr"]).all()
+    again = next(iter(worker_batches(ds.iterator(), 8, 64, seed=0, rank=0)))
+    assert np.array_equal(again[1], hr)  # the stream is a function of the seed, the rank and the data
+    other_rank = next(iter(worker_batches(ds.iterator(), 8, 64, seed=0, rank=1)))
+    assert not np.array_equal(other_rank[1], hr)
+    epoch_two = next(iter(worker_batches(ds.iterator(), 8, 64, seed=0, rank=0, position=(1, 0))))
+    assert not np.array_equal(epoch_two[1], hr)
 
 
 def test_output_in_the_way_is_refused(small_shards, capsys):
@@ -123,7 +131,7 @@ def test_incomplete_folder_is_refused_by_the_reader(small_shards, tmp_path):
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "part-00000.parquet").write_bytes((out / small_shards[2]["shards"][0]["path"]).read_bytes())
     with pytest.raises(shards.ShardError, match="did not finish"):
-        training_crops(str(tmp_path), 64)
+        training_tiles(str(tmp_path), 64)
 
 
 def test_expand_inputs_forms(tmp_path):

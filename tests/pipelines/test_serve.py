@@ -1,8 +1,13 @@
-"""The Serve app over real HTTP on loopback: correct output, and a 4xx for every kind of bad input."""
+"""The Serve app over real HTTP on loopback: correct output, a 4xx for every kind of bad input,
+503 and 504 under overload, health that answers within 1 s during a flood, bounded memory."""
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import io
+import threading
+import time
 
 import httpx
 import numpy as np
@@ -10,7 +15,18 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import BENCHMARKS, bomb_png, encode, free_port
+from helpers import (
+    BENCHMARKS,
+    bomb_png,
+    broken_exif_webp,
+    encode,
+    free_port,
+    mangled_tiff,
+    peak_rss,
+    reset_peak_rss,
+    serve_processes,
+    strip_png,
+)
 from srgan.checkpoint import save_checkpoint
 from srgan.config import load_config
 from srgan.images import Decoded, decode_image, load_image
@@ -20,11 +36,12 @@ from srgan.tiling import receptive_radius
 
 pytestmark = pytest.mark.ray
 
-TILE, MAX_PIXELS, MAX_BODY_MB = 16, 1_000_000, 2
+# The app under test: 400x400 is its largest input (160,000 px, 625 tiles of 16 px).
+TILE, MAX_PIXELS, MAX_SIDE, MAX_TILES, MAX_BODY_MB = 16, 160_000, 5000, 640, 2
 CHROMIUM = "/usr/bin/chromium"  # Debian's package: .ci/run installs it
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
+SMALL_REPLICA = {"ray_actor_options": {"num_cpus": 0.25}, "autoscaling_config": None, "num_replicas": 1}
 
 
 @pytest.fixture(scope="module")
@@ -37,26 +54,43 @@ def model(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def url(ray_session, model):
+def serve_port(ray_session):
     from ray import serve
 
-    from pipelines.serve import Upscaler
-    from pipelines.settings import ServeSettings
-
-    _, folder, pad = model
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    settings = ServeSettings(model=folder, tile=TILE, pad=pad, max_pixels=MAX_PIXELS, max_body_mb=MAX_BODY_MB,
-                             engine="eager")  # the tests compare with eager fp32 offline
-    serve.run(Upscaler.options(ray_actor_options={"num_cpus": 0.5}, autoscaling_config=None, num_replicas=1)
-              .bind(settings.__dict__), name="srgan", route_prefix="/")
-    yield f"http://127.0.0.1:{port}"
+    yield port
     serve.shutdown()
 
 
+def deploy(port: int, name: str, settings, upscaler: dict | None = None, ingress: dict | None = None) -> str:
+    from ray import serve
 
-def post(url: str, data: bytes, ctype: str = "image/png", query: str = "") -> httpx.Response:
-    return httpx.post(f"{url}/v1/upscale{query}", content=data, headers={"content-type": ctype}, timeout=120)
+    from pipelines.serve import build
+
+    options = {"Upscaler": {**SMALL_REPLICA, **(upscaler or {})}, "Ingress": {**SMALL_REPLICA, **(ingress or {})}}
+    serve.run(build(settings, options), name=name, route_prefix=f"/{name}")
+    return f"http://127.0.0.1:{port}/{name}"
+
+
+@pytest.fixture(scope="module")
+def url(serve_port, model):
+    from pipelines.settings import ServeSettings
+
+    _, folder, pad = model
+    settings = ServeSettings(model=folder, tile=TILE, pad=pad, max_pixels=MAX_PIXELS, max_side=MAX_SIDE,
+                             max_tiles=MAX_TILES, max_body_mb=MAX_BODY_MB, request_timeout_s=120,
+                             engine="eager")  # the tests compare with eager fp32 offline
+    return deploy(serve_port, "srgan", settings, upscaler={"max_queued_requests": 64})  # bursts are tested elsewhere
+
+
+def post(url: str, data: bytes, ctype: str = "image/png", query: str = "", timeout: float = 120) -> httpx.Response:
+    return httpx.post(f"{url}/v1/upscale{query}", content=data, headers={"content-type": ctype}, timeout=timeout)
+
+
+def pixels(r: httpx.Response) -> np.ndarray:
+    assert r.status_code == 200, r.text[:300]
+    return np.asarray(Image.open(io.BytesIO(r.content)))
 
 
 def test_set5_comes_back_4x_and_equal_to_offline(url, model):
@@ -64,11 +98,11 @@ def test_set5_comes_back_4x_and_equal_to_offline(url, model):
     for path in sorted((BENCHMARKS / "Set5" / "LR_bicubic" / "X4").glob("*.png"))[:3]:
         r = post(url, path.read_bytes())
         assert r.status_code == 200, r.text
-        assert r.headers["content-type"] == "image/png"
+        assert r.headers["content-type"] == "image/png" and r.headers["x-scale"] == "4"
         lr = load_image(path)
         out = decode_image(r.content).rgb
         assert out.shape == (lr.shape[0] * 4, lr.shape[1] * 4, 3)
-        offline = upscale_image(g, Decoded(lr, None, False), TILE, pad).rgb
+        offline = np.asarray(upscale_image(g, Decoded(lr, None, False), TILE, pad))
         assert np.abs(out.astype(int) - offline.astype(int)).max() <= 1
         whole = upscale(g, lr)  # pad = receptive radius: tiles equal the whole-image pass
         assert np.abs(out.astype(int) - whole.astype(int)).max() <= 1
@@ -82,6 +116,15 @@ def test_multipart_upload_and_formats(url):
     assert Image.open(io.BytesIO(r.content)).size == (288, 288)
     r = post(url, data, query="?format=webp&method=bicubic")
     assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).format == "WEBP"
+
+
+def test_bicubic_answer_is_matlab_imresize(url, rng):
+    from srgan.bicubic import imresize
+
+    rgba = rng.integers(0, 256, (37, 150, 4), dtype=np.uint8)  # wider than one bicubic tile
+    out = pixels(post(url, encode(Image.fromarray(rgba, "RGBA")), query="?method=bicubic"))
+    assert np.array_equal(out[..., :3], imresize(rgba[..., :3], 4))
+    assert np.array_equal(out[..., 3], imresize(rgba[..., 3], 4))
 
 
 def test_alpha_grayscale_exif_16bit_and_cmyk_are_handled(url):
@@ -102,6 +145,19 @@ def test_alpha_grayscale_exif_16bit_and_cmyk_are_handled(url):
     assert tiny.status_code == 200 and Image.open(io.BytesIO(tiny.content)).size == (4, 4)
 
 
+def test_concurrent_requests_of_mixed_sizes_equal_sequential_ones(url, rng):
+    """Windows of several shapes from several requests share batches; each answer is its own."""
+    sizes = [(8, 8), (20, 37), (45, 30), (64, 64), (5, 90), (33, 33), (70, 41)]
+    bodies = [encode(Image.fromarray(rng.integers(0, 256, (*s, 3), dtype=np.uint8))) for s in sizes]
+    sequential = [pixels(post(url, b)) for b in bodies]
+
+    async def together() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=120) as http:
+            return await asyncio.gather(*[
+                http.post(f"{url}/v1/upscale", content=b, headers={"content-type": "image/png"}) for b in bodies * 3])
+    for i, r in enumerate(asyncio.run(together())):
+        assert np.array_equal(pixels(r), sequential[i % len(bodies)]), f"request {i}, size {sizes[i % len(sizes)]}"
+
 
 def animated_gif() -> bytes:
     frames = [Image.new("RGB", (8, 8), (80 * i, 0, 0)) for i in range(3)]
@@ -121,23 +177,35 @@ BAD_REQUESTS = [
     ("empty body", b"", "image/png", "", 400, "empty"),
     ("truncated png", NOISY[: len(NOISY) // 2], "image/png", "", 400, "corrupt"),
     ("truncated jpeg", JPEG[: len(JPEG) // 2], "image/jpeg", "", 400, "corrupt"),
+    ("mangled tiff tags", mangled_tiff(), "image/tiff", "", 400, "corrupt"),
+    ("webp with a broken exif block", broken_exif_webp(), "image/webp", "", 400, "corrupt"),
     ("text named png", b"hello, world\n" * 10, "image/png", "", 415, "not_an_image"),
     ("garbage octets", bytes(range(256)) * 8, "application/octet-stream", "", 415, "not_an_image"),
     ("svg document", b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>', "image/svg+xml", "", 415,
      "not_an_image"),
+    ("icon, a format not opened", encode(Image.new("RGB", (8, 8)), "ICO"), "image/x-icon", "", 415, "not_an_image"),
     ("text content type", GOOD, "text/plain", "", 415, "unsupported_content_type"),
     ("json content type", b'{"image": 1}', "application/json", "", 415, "unsupported_content_type"),
     ("no content type", GOOD, "", "", 415, "unsupported_content_type"),
     ("decompression bomb", bomb_png(40000, 40000), "image/png", "", 413, "too_many_pixels"),
     ("huge dimensions", encode(Image.new("1", (1100, 1000))), "image/png", "", 413, "too_many_pixels"),
+    ("4,000,000 x 1", strip_png(4_000_000, 1), "image/png", "", 413, "too_many_pixels"),
+    ("a side over the limit", strip_png(MAX_SIDE + 1, 1), "image/png", "", 413, "side_too_long"),
+    ("too many tiles", strip_png(800, 200), "image/png", "", 413, "too_many_tiles"),
+    ("4200 x 2 to webp", strip_png(4200, 2), "image/png", "?format=webp", 400, "too_large_for_format"),
     ("body too large", b"\0" * (MAX_BODY_MB * 2**20 + 1), "image/png", "", 413, "body_too_large"),
     ("animated gif", animated_gif(), "image/gif", "", 415, "multi_frame"),
     ("multipage tiff", multipage_tiff(), "image/tiff", "", 415, "multi_frame"),
     ("unsupported output format", GOOD, "image/png", "?format=gif", 400, "bad_format"),
     ("quality zero", GOOD, "image/png", "?format=jpeg&quality=0", 400, "bad_quality"),
     ("quality text", GOOD, "image/png", "?quality=high", 400, "bad_quality"),
+    ("quality superscript two", GOOD, "image/png", "?quality=%C2%B2", 400, "bad_quality"),
+    ("quality with a sign", GOOD, "image/png", "?quality=+95", 400, "bad_quality"),
+    ("timeout text", GOOD, "image/png", "?timeout=soon", 400, "bad_timeout"),
+    ("timeout zero", GOOD, "image/png", "?timeout=0", 400, "bad_timeout"),
     ("unknown method", GOOD, "image/png", "?method=magic", 400, "bad_method"),
     ("unknown parameter", GOOD, "image/png", "?scale=8", 400, "unknown_parameter"),
+    ("repeated parameter", GOOD, "image/png", "?format=png&format=jpeg", 400, "repeated_parameter"),
     ("multipart without file", b"--XX\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nhi\r\n--XX--\r\n",
      "multipart/form-data; boundary=XX", "", 400, "no_file"),
     ("multipart without boundary", b"whatever", "multipart/form-data", "", 400, "bad_multipart"),
@@ -146,17 +214,42 @@ BAD_REQUESTS = [
 ]
 
 
-def test_every_bad_request_gets_its_4xx_and_the_server_lives_on(url):
-    assert len(BAD_REQUESTS) >= 20
+def test_every_bad_request_gets_its_4xx_at_once_and_the_server_lives_on(url):
+    assert len(BAD_REQUESTS) >= 30
     for name, body, ctype, query, status, code in BAD_REQUESTS:
-        r = post(url, body, ctype, query)
+        r = post(url, body, ctype, query, timeout=5)  # a refusal comes before any work: well within 5 s
         assert r.status_code == status, f"{name}: {r.status_code} {r.text[:200]}"
         err = r.json()
         assert err["error"] == code and err["detail"], name
-    r = httpx.get(f"{url}/v1/upscale", timeout=10)
-    assert r.status_code == 405
+    for method, path in [("GET", "/v1/upscale"), ("GET", "/nowhere")]:
+        r = httpx.request(method, f"{url}{path}", timeout=10)
+        assert r.status_code in (404, 405) and set(r.json()) == {"error", "detail"}, (method, path)
     r = post(url, GOOD)  # still answers, and correctly
     assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (32, 32)
+
+
+def test_a_body_without_content_length_is_cut_off_at_the_limit(url):
+    """Chunked uploads declare no size: the limit is enforced while reading, and a small one still works."""
+    def chunks(total: int):
+        for _ in range(total // 65536 + 1):
+            yield b"\0" * 65536
+
+    r = httpx.post(f"{url}/v1/upscale", content=chunks(MAX_BODY_MB * 2**20 + 1), headers={"content-type": "image/png"},
+                   timeout=30)
+    assert "content-length" not in r.request.headers and r.request.headers["transfer-encoding"] == "chunked"
+    assert r.status_code == 413 and r.json()["error"] == "body_too_large"
+    r = httpx.post(f"{url}/v1/upscale", content=iter([GOOD[:10], GOOD[10:]]), headers={"content-type": "image/png"},
+                   timeout=30)
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (32, 32)
+
+
+def test_a_request_past_its_deadline_gets_504_and_its_work_is_cancelled(url):
+    big = encode(Image.effect_noise((400, 400), 60).convert("RGB"))  # 625 tiles: far more than 50 ms of work
+    for method in ("sr", "bicubic"):
+        r = post(url, big, query=f"?timeout=0.05&method={method}")
+        assert r.status_code == 504, r.text
+        assert r.json()["error"] == "timeout" and "0.05 s" in r.json()["detail"]
+    assert post(url, GOOD).status_code == 200
 
 
 def test_health_readiness_and_page(url, model):
@@ -164,7 +257,45 @@ def test_health_readiness_and_page(url, model):
     ready = httpx.get(f"{url}/readyz", timeout=10)
     assert ready.status_code == 200 and ready.json()["ready"] and ready.json()["scale"] == 4
     page = httpx.get(f"{url}/", timeout=10)
-    assert page.status_code == 200 and "/v1/upscale" in page.text
+    assert page.status_code == 200 and "v1/upscale" in page.text
+
+
+def test_a_maximum_size_request_stays_within_its_memory_budget(url, rng):
+    """The ingress replica's peak RSS over a 400x400 RGBA upload (the largest this app takes),
+    SR and bicubic, stays within what it reserves for it: body + request_bytes(pixels). Before
+    the canvas, bicubic alone peaked at 2.78 GB per input megapixel (445 MB here)."""
+    from pipelines.serve import request_bytes
+
+    body = encode(Image.fromarray(rng.integers(0, 256, (400, 400, 4), dtype=np.uint8), "RGBA"))
+    ingress = serve_processes()["Ingress"]
+    for method in ("sr", "bicubic"):
+        pixels(post(url, body, query=f"?method={method}"))  # warm: first-use allocations are not the request's
+        base = ingress.memory_info().rss
+        reset_peak_rss(ingress.pid)
+        out = pixels(post(url, body, query=f"?method={method}"))
+        assert out.shape == (1600, 1600, 4)
+        growth = peak_rss(ingress.pid) - base
+        budget = len(body) + request_bytes(400 * 400, 4)
+        assert growth <= budget, f"{method}: peak {growth / 2**20:.0f} MiB over a budget of {budget / 2**20:.0f} MiB"
+
+
+def test_metrics_are_exported(url):
+    """The app's metrics reach Ray's Prometheus endpoint (Ray exports them every few seconds)."""
+    import ray
+
+    post(url, GOOD, query="?quality=%C2%B2")  # one refusal to count
+    port = ray._private.worker._global_node.metrics_export_port
+    wanted = {"ray_srgan_images_total", "ray_srgan_tiles_total", "ray_srgan_batch_size_bucket",
+              "ray_srgan_queue_wait_seconds_bucket", "ray_srgan_tile_inference_seconds_bucket",
+              "ray_srgan_request_seconds_bucket", "ray_srgan_errors_total", "ray_srgan_requests_in_progress",
+              "ray_srgan_memory_reserved_bytes"}
+    deadline, seen, text = time.monotonic() + 60, set(), ""
+    while time.monotonic() < deadline and not (wanted <= seen and 'code="bad_quality"' in text):
+        time.sleep(2)
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        seen = {line.split("{")[0] for line in text.splitlines() if line.startswith("ray_srgan_")}
+    assert wanted <= seen, f"missing: {sorted(wanted - seen)}"
+    assert 'code="bad_quality"' in text and 'status="400"' in text
 
 
 def test_web_page_in_headless_chromium(url, tmp_path):
@@ -188,6 +319,104 @@ def test_web_page_in_headless_chromium(url, tmp_path):
             assert page.eval_on_selector("#bicubic-wrap", "d => d.style.width") == "20%"
             page.set_input_files("#file", files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"nope"}])
             page.wait_for_selector("#status.error", timeout=30_000)
-            assert "415" in page.inner_text("#status")
+            assert "415" in page.inner_text("#status") and "not_an_image" in page.inner_text("#status")
         finally:
             browser.close()
+
+
+# ---------------------------------------------------------------- overload
+
+FLOOD_CLIENTS, FLOOD_TIMEOUT_S = 150, 5.0
+
+
+@pytest.fixture(scope="module")
+def tight_url(serve_port, model):
+    """A second app with small bounds, so that a flood of 150 small requests overflows them."""
+    from pipelines.settings import ServeSettings
+
+    _, folder, pad = model
+    settings = ServeSettings(model=folder, tile=TILE, pad=pad, max_pixels=MAX_PIXELS, max_requests=24,
+                             request_timeout_s=FLOOD_TIMEOUT_S, retry_after_s=3, engine="eager")
+    yield deploy(serve_port, "tight", settings, upscaler={"max_ongoing_requests": 2, "max_queued_requests": 4})
+    serve_delete("tight")
+
+
+def serve_delete(name: str) -> None:
+    from ray import serve
+
+    serve.delete(name)
+
+
+class HealthProbe(threading.Thread):
+    """GET /healthz every 50 ms from a thread of its own (not the flood's event loop, whose
+    150 clients would otherwise be timed too)."""
+
+    def __init__(self, url: str):
+        super().__init__(daemon=True)
+        self.url, self.stop, self.latencies, self.failures = url, threading.Event(), [], []
+
+    def run(self) -> None:
+        with httpx.Client(timeout=10) as http:
+            while not self.stop.is_set():
+                t = time.perf_counter()
+                try:
+                    r = http.get(f"{self.url}/healthz")
+                    (self.latencies if r.status_code == 200 else self.failures).append(time.perf_counter() - t)
+                except httpx.HTTPError as e:
+                    self.failures.append(repr(e))
+                self.stop.wait(0.05)
+
+
+def test_a_flood_gets_200_503_or_504_while_health_answers_within_a_second(tight_url, rng):
+    bodies = [encode(Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8))) for _ in range(8)]
+
+    async def flood() -> list[httpx.Response | Exception]:
+        limits = httpx.Limits(max_connections=FLOOD_CLIENTS, max_keepalive_connections=FLOOD_CLIENTS)
+        # No request may hang: the client gives up well after the server's own deadline.
+        async with httpx.AsyncClient(limits=limits, timeout=FLOOD_TIMEOUT_S + 30) as http:
+            return await asyncio.gather(*[
+                http.post(f"{tight_url}/v1/upscale", content=bodies[i % 8], headers={"content-type": "image/png"})
+                for i in range(FLOOD_CLIENTS)], return_exceptions=True)
+
+    probe = HealthProbe(tight_url)
+    probe.start()
+    try:
+        answers = asyncio.run(flood())
+        time.sleep(0.5)
+    finally:
+        probe.stop.set()
+        probe.join()
+    hung = [a for a in answers if isinstance(a, Exception)]
+    assert not hung, f"{len(hung)} requests got no answer: {hung[:3]}"
+    codes = collections.Counter(a.status_code for a in answers)
+    assert set(codes) <= {200, 503, 504}, codes
+    assert codes[200] and codes[503], codes  # some served, some refused: the bounds were reached
+    for a in answers:
+        if a.status_code != 200:
+            assert a.json()["error"] in ("busy", "queue_full", "timeout") and a.json()["detail"]
+        if a.status_code == 503:
+            assert a.headers["retry-after"] == "3"
+    assert not probe.failures and len(probe.latencies) >= 5, probe.failures
+    assert max(probe.latencies) < 1.0, f"slowest /healthz during the flood: {max(probe.latencies):.2f} s ({codes})"
+    assert post(tight_url, bodies[0]).status_code == 200  # and afterwards, business as usual
+    assert httpx.get(f"{tight_url}/readyz", timeout=10).status_code == 200
+
+
+def test_an_ingress_out_of_memory_budget_refuses_with_503(serve_port, model, rng):
+    """A request whose reservation does not fit the replica's budget gets 503 at once, not an OOM."""
+    from pipelines.settings import ServeSettings
+
+    _, folder, pad = model
+    settings = ServeSettings(model=folder, tile=TILE, pad=pad, max_pixels=MAX_PIXELS, max_tiles=MAX_TILES,
+                             memory_budget_mb=30, engine="eager")
+    url = deploy(serve_port, "small-budget", settings)
+    try:
+        small = encode(Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)))
+        big = encode(Image.fromarray(rng.integers(0, 256, (400, 400, 3), dtype=np.uint8)))  # 36 MB of reservation
+        assert post(url, small).status_code == 200
+        r = post(url, big, timeout=10)
+        assert r.status_code == 503 and r.json()["error"] == "busy" and r.headers["retry-after"] == "5"
+        assert "MiB" in r.json()["detail"]
+        assert post(url, small).status_code == 200
+    finally:
+        serve_delete("small-budget")

@@ -5,7 +5,6 @@ import signal
 import sys
 import threading
 import time
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +50,8 @@ def test_two_phase_run_with_two_workers(tiny_shards, tmp_path, monkeypatch):
         assert run.data.params["phase"] == phase and run.data.params["model.blocks"] == "1"
         assert run.data.params["workers"] == "2"
         assert len(client.get_metric_history(run.info.run_id, "train/g_loss")) == 4
-        assert {"val/psnr", "val/ssim", "train/steps_per_s", "train/data_wait_s"} <= set(run.data.metrics)
+        assert {"val/psnr", "val/ssim", "val/niqe", "val/artifacts", "val/hr_niqe", "train/steps_per_s",
+                "train/data_wait_s"} <= set(run.data.metrics)
         # the tiny preset turns bf16 off; left to the device (null), a CPU worker turns it on
         assert run.data.params["train.bf16"] == str(phase == "srgan")
         artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "val")]
@@ -138,13 +138,17 @@ def test_two_workers_on_half_batches_match_one_on_the_full_batch(ray_session, tm
     np.testing.assert_allclose(weights[0], weights[1], atol=1e-5)
 
 
+def generator_weights(folder) -> torch.Tensor:
+    return torch.cat([p.flatten() for p in load_generator(folder).state_dict().values()])
+
+
 def test_the_ray_worker_and_the_local_runner_train_the_same_weights(tiny_shards, tmp_path, monkeypatch):
-    """Same config, seed and batches: the Ray Train worker and `srgan train --local` end with the
-    same generator (both are adapters around srgan.trainer)."""
+    """Same config, seed and tiles: the Ray Train worker and `srgan train --local` end with the same
+    generator (both are adapters around srgan.trainer and draw srgan.crops.CropStream)."""
     from pipelines.settings import WorkerSetup
     from pipelines.shards import read_tiles
     from pipelines.train import resolved
-    from pipelines.train_local import crop_batches, run_local
+    from pipelines.train_local import run_local
     from pipelines.train_worker import train_loop_per_worker
 
     monkeypatch.chdir(tmp_path)
@@ -156,21 +160,29 @@ def test_the_ray_worker_and_the_local_runner_train_the_same_weights(tiny_shards,
         local = run_local(job)
     finally:
         torch.set_num_threads(threads)
-    hr, lr = read_tiles(tiny_shards)
-    cfg = job.cfg
-    rows = [{"lr": l.numpy(), "hr": h.numpy()}
-            for l_batch, h_batch in islice(crop_batches(hr, lr, cfg.train.batch_size, cfg.model.hr_crop,
-                                                         cfg.train.seed), 3)
-            for l, h in zip(l_batch, h_batch)]
+    hr, lr = read_tiles(tiny_shards)  # what --local trains on: every tile, as one block
+    tiles = ray.data.from_items([{"hr": h, "lr": l} for h, l in zip(hr, lr)], override_num_blocks=1)
     setup = WorkerSetup(resolved(job), threads=1,
                         experiment_id=tracking.ensure_experiment(job.tracking_uri, job.experiment))
     result = TorchTrainer(train_loop_per_worker, train_loop_config={"setup": setup},
                           scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 0.5}),
                           run_config=ray.train.RunConfig(name="same-ray", storage_path=str(tmp_path / "ray")),
-                          datasets={"train": ray.data.from_items(rows)}).fit()
+                          datasets={"train": tiles}).fit()
     assert result.metrics["step"] == local["step"] == 3
-    ours, theirs = (load_generator(folder).state_dict() for folder in (local["checkpoint"], result.checkpoint.path))
-    for k in ours:
-        assert torch.equal(ours[k], theirs[k]), k
-    fresh = Generator(cfg.model).state_dict()
-    assert any((ours[k] - fresh[k]).abs().max() > 1e-5 for k in ours)  # three steps moved the weights
+    ours, theirs = generator_weights(local["checkpoint"]), generator_weights(result.checkpoint.path)
+    assert torch.equal(ours, theirs)
+    torch.manual_seed(job.cfg.train.seed)
+    fresh = torch.cat([p.flatten() for p in Generator(job.cfg.model).state_dict().values()])
+    assert (ours - fresh).abs().max() > 1e-5  # three steps moved the weights
+
+
+def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tiny_shards, tmp_path, monkeypatch):
+    """The BN-free generator on fixed shards: 6 steps straight, or 4 and then the same command asking
+    for 6, end with identical weights (crop position and RNG restored per rank)."""
+    monkeypatch.chdir(tmp_path)
+    common = ["model.norm=none", "train.checkpoint_every=2", "train.val_every=100"]
+    straight = run_training(job_for(tmp_path, tiny_shards, name="straight", overrides=[*common, "srresnet.steps=6"]))
+    run_training(job_for(tmp_path, tiny_shards, name="resumed", overrides=[*common, "srresnet.steps=4"]))
+    resumed = run_training(job_for(tmp_path, tiny_shards, name="resumed", overrides=[*common, "srresnet.steps=6"]))
+    assert (resumed.metrics["start_step"], resumed.metrics["step"]) == (4, 6)
+    assert torch.equal(generator_weights(straight.checkpoint.path), generator_weights(resumed.checkpoint.path))

@@ -1,0 +1,80 @@
+"""The grid-artifact measure: the amplitude of a pattern locked to the 4 px grid, low on photos
+and bicubic upscales, high on a faint synthetic pattern and on the shipped SRGAN's checkerboard."""
+
+import numpy as np
+import pytest
+
+from srgan import SHIPPED_MODELS
+from srgan.artifacts import grid_artifacts
+from srgan.bicubic import imresize
+from srgan.checkpoint import load_generator
+from srgan.images import load_image
+from srgan.inference import upscale
+from srgan.metrics import crop_to_lr
+
+CHECKER_2 = np.array([[1, -1], [-1, 1]])  # period 2 in both directions
+CHECKER_4 = np.kron(CHECKER_2, np.ones((2, 2), int))  # period 4: blocks of 2x2
+IMAGES = ["Set5/baby", "Set5/bird", "Set14/lenna", "Set14/pepper", "BSD100/3096", "BSD100/108005"]
+
+
+def _with_pattern(img: np.ndarray, cell: np.ndarray, amplitude: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    pattern = np.tile(cell * amplitude, (h // len(cell) + 1, w // len(cell) + 1))[:h, :w]
+    if img.ndim == 3:
+        pattern = pattern[..., None]
+    return np.clip(img.astype(int) + pattern, 0, 255).astype(np.uint8)
+
+
+def _pair(benchmarks, name: str) -> tuple[np.ndarray, np.ndarray]:
+    set_name, stem = name.split("/")
+    lr = load_image(benchmarks / set_name / "LR_bicubic" / "X4" / f"{stem}.png")
+    return lr, crop_to_lr(load_image(benchmarks / set_name / "HR" / f"{stem}.png"), lr.shape, 4)
+
+
+@pytest.mark.parametrize("cell", [CHECKER_2, CHECKER_4], ids=["period2", "period4"])
+def test_measures_the_amplitude_in_grey_levels(cell):
+    flat = np.full((128, 192), 120, np.uint8)
+    assert grid_artifacts(flat) == 0.0
+    # gray is its own Y: a +-2 pattern has RMS 2 (the high-pass keeps >99% of it)
+    assert grid_artifacts(_with_pattern(flat, cell, 2)) == pytest.approx(2.0, rel=0.02)
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_low_on_photos_and_bicubic_high_with_a_faint_pattern(benchmarks, name):
+    lr, hr = _pair(benchmarks, name)
+    score_hr, score_bicubic = grid_artifacts(hr), grid_artifacts(imresize(lr, 4))
+    assert score_hr < 0.5 and score_bicubic < 0.2
+    for cell in (CHECKER_2, CHECKER_4):  # +-2 in R, G and B: +-1.7 in Y, barely visible
+        assert grid_artifacts(_with_pattern(hr, cell, 2)) > max(1.0, 5 * score_hr)
+
+
+def test_shipped_srgan_checkerboard_is_high(benchmarks):
+    lr, hr = _pair(benchmarks, "Set5/baby")  # docs/images/Set5_baby.png: a checkerboard on the forehead
+    lr, hr = lr[:40, 24:88], hr[:160, 96:352]  # the forehead (and less CPU)
+    srgan, srresnet = load_generator(SHIPPED_MODELS["srgan"]), load_generator(SHIPPED_MODELS["default"])
+    score_srgan = grid_artifacts(upscale(srgan, lr))
+    assert score_srgan > 1.0
+    assert score_srgan > 5 * max(grid_artifacts(hr), grid_artifacts(upscale(srresnet, lr)))
+
+
+def test_covers_the_whole_image(rng):
+    # a pattern only in the last 40 columns of a 100x150 image: the tile flush with the border sees it
+    img = rng.integers(118, 123, (100, 150), dtype=np.uint8)
+    img[:, 110:] = _with_pattern(img[:, 110:], CHECKER_4, 3)
+    assert grid_artifacts(img) > 5 * grid_artifacts(img[:, :110])
+
+
+def test_deterministic_and_rgb_or_gray(benchmarks):
+    _, hr = _pair(benchmarks, "Set5/bird")
+    assert grid_artifacts(hr) == grid_artifacts(hr.copy())
+    assert np.isfinite(grid_artifacts(hr[..., 1]))
+
+
+@pytest.mark.parametrize("img, message", [
+    (np.zeros((64, 64, 3), np.float32), "uint8 RGB"),
+    (np.zeros((64, 64, 4), np.uint8), "uint8 RGB"),
+    (np.zeros((63, 200, 3), np.uint8), "at least 64x64"),
+])
+def test_bad_input_is_a_clear_error(img, message):
+    with pytest.raises(ValueError, match=message):
+        grid_artifacts(img)

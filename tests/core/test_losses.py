@@ -1,0 +1,66 @@
+"""The GAN losses against hand-computed values, and LDL's artifact map."""
+
+import math
+
+import pytest
+import torch
+
+from srgan.losses import discriminator_gan_loss, generator_gan_loss, ldl_artifact_map, ldl_loss
+
+
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))  # -log(sigmoid(-x)) = -log(1 - sigmoid(x))
+
+
+def test_vanilla_gan_is_the_papers():
+    fake, real = torch.tensor([0.5, -1.0]), torch.tensor([2.0, 0.0])
+    # G: -log D(G(z)) = softplus(-logit)
+    assert generator_gan_loss("vanilla", fake).item() == pytest.approx((softplus(-0.5) + softplus(1.0)) / 2)
+    assert discriminator_gan_loss("vanilla", real, fake, real=True).item() == pytest.approx(
+        (softplus(-2.0) + softplus(0.0)) / 2)
+    assert discriminator_gan_loss("vanilla", fake, real, real=False).item() == pytest.approx(
+        (softplus(0.5) + softplus(-1.0)) / 2)
+
+
+def test_ragan_against_hand_computed_values():
+    """ESRGAN: D_Ra(a, b) = sigmoid(a - mean(b)); mean(real) = 1.0, mean(fake) = -0.25."""
+    real, fake = torch.tensor([2.0, 0.0]), torch.tensor([0.5, -1.0])
+    # G: -(log(1 - D_Ra(real, fake)) + log D_Ra(fake, real)) / 2, each a batch mean
+    g_real = (softplus(2.25) + softplus(0.25)) / 2  # -log(1 - sigmoid(real - (-0.25)))
+    g_fake = (softplus(-(0.5 - 1.0)) + softplus(-(-1.0 - 1.0))) / 2  # -log sigmoid(fake - 1.0)
+    assert generator_gan_loss("ragan", fake, real).item() == pytest.approx((g_real + g_fake) / 2)
+    # D: -log D_Ra(real, fake) / 2 and -log(1 - D_Ra(fake, real)) / 2
+    d_real = (softplus(-2.25) + softplus(-0.25)) / 2 / 2
+    d_fake = (softplus(0.5 - 1.0) + softplus(-1.0 - 1.0)) / 2 / 2
+    assert discriminator_gan_loss("ragan", real, fake, real=True).item() == pytest.approx(d_real)
+    assert discriminator_gan_loss("ragan", fake, real, real=False).item() == pytest.approx(d_fake)
+
+
+def test_ragan_works_on_per_pixel_logits():
+    real, fake = torch.randn(2, 1, 8, 8), torch.randn(2, 1, 8, 8, requires_grad=True)
+    loss = generator_gan_loss("ragan", fake, real)
+    loss.backward()
+    assert loss.ndim == 0 and fake.grad.abs().sum() > 0
+
+
+def test_ldl_map_penalises_only_where_the_ema_is_closer_and_the_residual_noisy():
+    torch.manual_seed(0)
+    hr = torch.rand(1, 3, 16, 16)
+    noise = 0.2 * torch.randn(1, 3, 16, 16)
+    sr = hr + noise  # a noisy residual everywhere
+    ema = hr + 0.5 * noise  # closer to HR than SR ...
+    ema[..., :, :8] = hr[..., :, :8] + 2 * noise[..., :, :8]  # ... except on the left half
+    m = ldl_artifact_map(sr, ema, hr)
+    assert m.shape == (1, 1, 16, 16)
+    assert torch.all(m[..., :, :8] == 0)  # SR closer than its EMA: a detail being learned, not penalised
+    assert torch.all(m[..., 2:-2, 10:-2] > 0)  # EMA closer and the residual locally noisy: an artifact
+    flat = ldl_artifact_map(hr + 0.2, hr + 0.1, hr)  # the EMA closer, but a uniform residual: blur, not artifact
+    assert flat.abs().max() < 1e-6
+
+
+def test_ldl_loss_carries_gradient_to_sr_only():
+    hr = torch.rand(1, 3, 16, 16)
+    sr = (hr + 0.2 * torch.randn(1, 3, 16, 16)).requires_grad_(True)
+    loss = ldl_loss(sr, hr + 0.01 * torch.randn(1, 3, 16, 16), hr)
+    loss.backward()
+    assert loss > 0 and sr.grad.abs().sum() > 0
