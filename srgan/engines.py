@@ -34,6 +34,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib
+import importlib.metadata
+import importlib.util
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,13 +92,30 @@ class Engine(Protocol):
     def __call__(self, windows: list[np.ndarray]) -> list[np.ndarray]: ...
 
 
+def _missing(package: str) -> EngineUnavailable:
+    return EngineUnavailable(f"the {package} package is not installed (pip install 'srgan-ray[{EXTRAS[package]}]')")
+
+
 def require(package: str) -> ModuleType:
     """Import a runtime package, or raise EngineUnavailable naming the pip extra that brings it."""
     try:
         return importlib.import_module(package)
     except ImportError as e:
-        raise EngineUnavailable(f"the {package} package is not installed "
-                                f"(pip install 'srgan-ray[{EXTRAS[package]}]')") from e
+        raise _missing(package) from e
+
+
+def installed_version(package: str) -> str:
+    """A runtime package's version without importing it (NNCF takes 2 s to import and is only needed
+    to export); raises EngineUnavailable as `require` does."""
+    try:
+        if importlib.util.find_spec(package) is None:
+            raise _missing(package)
+    except ValueError as e:  # sys.modules[package] is None: an import that is known to fail
+        raise _missing(package) from e
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
 
 
 def engine_spec(name: str) -> EngineSpec:

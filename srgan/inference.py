@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import json
 import logging
 import os
@@ -33,9 +32,9 @@ from srgan.engines import (
     EngineUnavailable,
     as_engine,
     engine_spec,
+    installed_version,
     load_engine,
     read_card,
-    require,
     weights_digest,
 )
 from srgan.graphs import export_engine
@@ -99,7 +98,7 @@ def cache_root() -> Path:
 
 def _cache_key(name: str, g: nn.Module, calibration: Calibration) -> str:
     spec = engine_spec(name)
-    versions = {p: getattr(importlib.import_module(p), "__version__", "?") for p in spec.packages}
+    versions = {p: installed_version(p) for p in spec.packages}
     parts = [weights_digest(g), name, RECIPE, torch.__version__, versions,
              asdict(calibration) if spec.precision == "int8" else None]
     return f"{name}-{hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]}"
@@ -130,7 +129,7 @@ def _runtime_engine(name: str, g: nn.Module, exported: Path | None, cache_dir: P
     if exported is not None and (exported / CARD).is_file() and read_card(exported)["engine"] == name:
         return load_engine(exported, threads)
     for package in engine_spec(name).packages:
-        require(package)
+        installed_version(package)  # raises where one is missing: the eager fallback, before any work
     return load_engine(_cached(name, g, Calibration(scale=g.scale), cache_dir, source), threads)
 
 
