@@ -17,7 +17,7 @@ import torch
 
 from pipelines import storage
 from srgan import SHIPPED_MODELS
-from srgan.checkpoint import CheckpointError, load_generator, read_meta
+from srgan.checkpoint import CheckpointError, load_generator, load_interpolated, read_meta
 from srgan.engines import Engine
 from srgan.inference import open_engine
 from srgan.models import Generator
@@ -61,12 +61,20 @@ def _on_device(g: Generator) -> Generator:
     return g.to("cuda") if torch.cuda.is_available() else g
 
 
-def load_engine(spec: str, engine: str = "auto", tracking_uri: str | None = None) -> Engine:
+def load_engine(spec: str, engine: str = "auto", tracking_uri: str | None = None,
+                alpha: float | None = None) -> Engine:
     """The inference engine `engine` (srgan.engines.ENGINE_CHOICES) for the generator `spec` names.
 
     A folder written by `srgan export` is a checkpoint folder that also holds its exported graph:
     asked for that engine (or `auto`, where it is auto's choice), it runs the graph as exported.
+    `alpha` runs the shipped pair interpolated instead (srgan.checkpoint.load_interpolated): 0 the
+    SRResNet, 1 the SRGAN.
     """
+    if alpha is not None:
+        g = load_interpolated(alpha)
+        source = {"model": f"default and srgan interpolated, alpha {alpha:g}", "model_config": read_meta(
+            SHIPPED_MODELS["default"])["model"]}
+        return open_engine(engine, _on_device(g), source=source)
     folder = checkpoint_folder(spec, tracking_uri)
     source = {"model": portable(spec), "model_config": read_meta(folder)["model"]}
     return open_engine(engine, _on_device(load_generator(folder)), exported=folder, source=source)

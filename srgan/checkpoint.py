@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from srgan import UserError
+from srgan import SHIPPED_MODELS, UserError
 from srgan.config import Config, ConfigError, ModelConfig, from_dict, read_document, to_dict
 from srgan.models import Generator, discriminator
 
@@ -102,6 +102,12 @@ def interpolate(g0: Generator, g1: Generator, alpha: float) -> Generator:
     # (1 - a) * w0 + a * w1 rather than lerp: w0 + a * (w1 - w0) is not exactly w1 at a = 1 in floats
     g.load_state_dict({k: (1 - alpha) * s0[k] + alpha * s1[k] if s0[k].is_floating_point() else s0[k] for k in s0})
     return g.eval()
+
+
+def load_interpolated(alpha: float) -> Generator:
+    """The perception-distortion dial: the shipped SRResNet (alpha 0: fidelity) and SRGAN (alpha 1:
+    texture) interpolated, as `interpolate`."""
+    return interpolate(load_generator(SHIPPED_MODELS["default"]), load_generator(SHIPPED_MODELS["srgan"]), alpha)
 
 
 def load_discriminator(folder: str | Path) -> nn.Module:

@@ -6,9 +6,33 @@ Commands import Ray, MLflow and torch inside `run`, only where they use them, so
 and a plain `srgan upscale` start fast.
 """
 
+import argparse
+
+from pipelines import UsageError
+from srgan import SHIPPED_MODELS
+
 MODEL_HELP = ("'default' (shipped SRResNet), 'srgan' (shipped SRGAN), a checkpoint folder or URI, or "
               "models:/NAME@ALIAS (default: %(default)s)")
 ENGINE_HELP = ("inference engine (srgan.engines): auto (the fastest within 0.05 dB of fp32: openvino-int8 on CPU, "
                "eager-fp16 on CUDA), eager (PyTorch fp32, the reference), eager-bf16, eager-fp16 (CUDA), onnx, "
                "openvino, openvino-bf16, openvino-int8; a runtime engine is exported once into ~/.cache/srgan "
                "($SRGAN_CACHE), or read from a --model folder written by `srgan export` (default: %(default)s)")
+ALPHA_HELP = ("perception-distortion dial: the shipped SRResNet (0, fidelity) and SRGAN (1, texture) "
+              "interpolated weight by weight, with --model default or srgan")
+
+
+def alpha(text: str) -> float:
+    """An --alpha value: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
+    return value
+
+
+def check_alpha(model: str, alpha: float | None) -> None:
+    """--alpha applies to the shipped pair only."""
+    if alpha is not None and model not in SHIPPED_MODELS:
+        raise UsageError(f"--alpha interpolates the shipped SRResNet and SRGAN; it does not apply to --model {model}")

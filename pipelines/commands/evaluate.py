@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from pipelines import UsageError
-from pipelines.commands import ENGINE_HELP, MODEL_HELP
+from pipelines.commands import ALPHA_HELP, ENGINE_HELP, MODEL_HELP, alpha, check_alpha
 from pipelines.settings import ENGINE_NAMES
 from srgan import ASSETS
 from srgan.benchmarks import METRICS, NO_REFERENCE, Upscaler, bicubic_upscaler, check_metrics, evaluate_set
@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, help="write the results as JSON to this file")
     p.add_argument("--save-images", type=Path, help="write SR images to DIR/<Set>/<name>.png")
     p.add_argument("--per-image", action="store_true", help="print and save per-image figures")
+    p.add_argument("--alpha", type=alpha, metavar="A", help=ALPHA_HELP)
     p.add_argument("--engine", default="eager", choices=ENGINE_NAMES, metavar="ENGINE", help=ENGINE_HELP)
     p.set_defaults(run=run)
 
@@ -52,6 +53,7 @@ def _metrics(args: argparse.Namespace) -> list[str]:
 
 def _upscaler(args: argparse.Namespace) -> tuple[Upscaler | None, str]:
     """The upscaler to evaluate and how the table names it."""
+    check_alpha(args.model, args.alpha)
     if args.model == "hr":
         return None, "hr"
     if args.model == "bicubic":
@@ -59,10 +61,11 @@ def _upscaler(args: argparse.Namespace) -> tuple[Upscaler | None, str]:
     from pipelines.model_uri import load_engine  # torch and the model code only when a model runs
     from srgan.inference import upscale
 
-    engine = load_engine(args.model, args.engine)
+    engine = load_engine(args.model, args.engine, alpha=args.alpha)
     if engine.scale != args.scale:
         raise UsageError(f"--model {args.model} upscales x{engine.scale}, but --scale is {args.scale}")
-    return partial(upscale, engine), f"{args.model} (engine {engine.name})"
+    model = args.model if args.alpha is None else f"alpha {args.alpha:g}"
+    return partial(upscale, engine), f"{model} (engine {engine.name})"
 
 
 def run(args: argparse.Namespace) -> int:

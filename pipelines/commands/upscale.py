@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipelines import UsageError
-from pipelines.commands import ENGINE_HELP, MODEL_HELP
+from pipelines.commands import ALPHA_HELP, ENGINE_HELP, MODEL_HELP, alpha, check_alpha
 from pipelines.settings import ENGINE_NAMES
 from srgan.images import IMAGE_SUFFIXES, ImageError, check_encodable, decode_image, read_bytes, write_image
 
@@ -65,6 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pad", type=int, default=24, help="LR context around each tile in px (default: %(default)s)")
     p.add_argument("--format", default="png", choices=["png", "jpeg", "webp"], help="output format (default: png)")
     p.add_argument("--quality", type=int, default=95, help="jpeg/webp quality (default: %(default)s)")
+    p.add_argument("--alpha", type=alpha, metavar="A", help=ALPHA_HELP)
     p.add_argument("--engine", default="auto", choices=ENGINE_NAMES, metavar="ENGINE", help=ENGINE_HELP)
     p.add_argument("--max-pixels", type=int, default=50_000_000, help="refuse larger inputs (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -89,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     from srgan.inference import upscale_image
 
     pairs = plan(collect(args.inputs), args.out, args.format)
-    engine = load_engine(args.model, args.engine)
+    check_alpha(args.model, args.alpha)
+    engine = load_engine(args.model, args.engine, alpha=args.alpha)
     done, skipped, failed = 0, 0, []
     for src, dst in tqdm(pairs, desc="upscale", unit="image", disable=None):
         if dst.exists() and not args.overwrite:

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -126,3 +127,23 @@ def test_bad_arguments_are_one_line_errors(args, message, capsys):
     assert main(["evaluate", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_alpha_dials_from_the_srresnet_to_the_srgan(tmp_path):
+    psnr = {}
+    for name, args in (("srresnet", ["--model", "default"]), ("srgan", ["--model", "srgan"]), ("0", ["--alpha", "0"]),
+                       ("0.5", ["--alpha", "0.5"]), ("1", ["--model", "srgan", "--alpha", "1"])):
+        assert main(["evaluate", *args, "--metrics", "psnr", "--json", str(tmp_path / f"{name}.json")]) == 0
+        psnr[name] = json.loads((tmp_path / f"{name}.json").read_text())["Set5"]["psnr"]
+    assert psnr["0"] == psnr["srresnet"] and psnr["1"] == psnr["srgan"]  # the ends are the shipped models exactly
+    assert psnr["0.5"] not in (psnr["srresnet"], psnr["srgan"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--alpha", "1.5"], "not a number from 0 to 1"),
+    (["--model", "bicubic", "--alpha", "0.5"], "does not apply to --model bicubic"),
+])
+def test_bad_alpha_is_an_error(args, message, capsys):
+    with pytest.raises(SystemExit) if "1.5" in args else nullcontext():
+        assert main(["evaluate", *args]) == 2
+    assert message in capsys.readouterr().err
