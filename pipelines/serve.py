@@ -3,7 +3,7 @@
 `pipelines.serve:app` is an application builder (Serve config files, `serve run` and the
 RayService manifest all use that import path; its `args` are the `ServeSettings` fields).
 
-    POST /v1/upscale?format=png|jpeg|webp&quality=1..100&method=sr|bicubic&timeout=SECONDS
+    POST /v1/upscale?format=png|jpeg|webp&quality=1..100&method=sr|bicubic&timeout=SECONDS&alpha=0..1
          body: the image (raw bytes with its content type, or multipart/form-data field `file`)
     GET  /healthz   alive, at once at any load     GET /readyz   a model replica has answered
     GET  /          the web page (upload, bicubic | SR slider, download)
@@ -33,6 +33,7 @@ Request state lives in local variables only: replicas are safe under concurrency
 # No `from __future__ import annotations`: FastAPI reads the route methods' annotations at runtime
 # (a string `Request` there makes it expect a query parameter named `request`).
 import asyncio
+import collections
 import contextlib
 import ctypes
 import logging
@@ -58,7 +59,7 @@ from ray.serve.metrics import Counter, Gauge, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipelines.settings import ServeSettings
-from srgan import images
+from srgan import SHIPPED_MODELS, images
 from srgan.canvas import Canvas, bicubic_work_bytes, bytes_per_input_pixel
 from srgan.images import ImageError, check_encodable, decode_image, image_size, write_image
 from srgan.tiling import Tile, core, cut, plan_tiles
@@ -71,8 +72,9 @@ STATUS = {images.EMPTY: 400, images.CORRUPT: 400, images.UNREADABLE: 400, images
           images.MULTI_FRAME: 415, images.UNSUPPORTED: 415, images.TOO_MANY_PIXELS: 413,
           images.SIDE_TOO_LONG: 413, images.TOO_LARGE_FOR_FORMAT: 400}
 RAW_TYPES = ("image/", "application/octet-stream")
-QUERY_KEYS = ("format", "quality", "method", "timeout")
+QUERY_KEYS = ("format", "quality", "method", "timeout", "alpha")
 CHUNK = 1 << 20  # bytes per streamed piece of the response: bounds what the proxy holds per request
+ALPHAS_KEPT = 4  # interpolated generators an Upscaler replica keeps (srgan.checkpoint.load_interpolated)
 DECODE_BYTES_PER_PIXEL = 20  # the decoded input (RGB + alpha: 4 B) and the decoder's copies (16 B)
 
 
@@ -119,6 +121,7 @@ class UpscaleQuery:
     quality: int
     method: str
     timeout_s: float  # the request's deadline: its own `timeout`, at most the server's
+    alpha: float | None  # the perception-distortion dial (srgan.checkpoint.load_interpolated), or the served model
 
 
 def parse_query(request: Request, server_timeout_s: float) -> UpscaleQuery:
@@ -144,7 +147,10 @@ def parse_query(request: Request, server_timeout_s: float) -> UpscaleQuery:
     if timeout is not None and (not re.fullmatch(r"[0-9]{1,6}(\.[0-9]{1,3})?", timeout) or float(timeout) <= 0):
         raise HTTPError(400, "bad_timeout", f"timeout {timeout!r} must be a positive number of seconds")
     timeout_s = min(float(timeout), server_timeout_s) if timeout else server_timeout_s
-    return UpscaleQuery(fmt, int(quality), method, timeout_s)
+    alpha = q.get("alpha")
+    if alpha is not None and (not re.fullmatch(r"[01](\.[0-9]{1,3})?", alpha) or float(alpha) > 1):
+        raise HTTPError(400, "bad_alpha", f"alpha {alpha!r} must be a number from 0 to 1 (at most 3 decimals)")
+    return UpscaleQuery(fmt, int(quality), method, timeout_s, float(alpha) if alpha is not None else None)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -341,22 +347,42 @@ class Upscaler:
                                     boundaries=[1, 2, 4, 8, 16, 32, 64])
         self.tile_seconds = Histogram("srgan_tile_inference_seconds", description="forward time per tile",
                                       boundaries=[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5])
+        self.dialled: collections.OrderedDict[float, Any] = collections.OrderedDict()  # alpha -> engine
         log.info("model %s loaded (x%d, engine %s), warm-up done", self.settings.model, self.scale,
                  self.run_windows.name)
 
     async def info(self) -> dict[str, Any]:
-        return {"model": self.settings.model, "scale": self.scale}
+        return {"model": self.settings.model, "scale": self.scale, "alpha": self.settings.model in SHIPPED_MODELS}
+
+    def _engine(self, alpha: float | None) -> Any:
+        """The served engine, or for an `alpha` the shipped pair interpolated, run eager in bf16
+        (fp16 on CUDA): exporting an engine per alpha would take seconds to minutes. The last
+        ALPHAS_KEPT dialled generators stay in memory (6 MB each)."""
+        if alpha is None:
+            return self.run_windows
+        if alpha not in self.dialled:
+            import torch
+
+            from pipelines.model_uri import load_engine
+
+            eager = "eager-fp16" if torch.cuda.is_available() else "eager-bf16"
+            self.dialled[alpha] = load_engine(self.settings.model, eager, alpha=alpha)
+            while len(self.dialled) > ALPHAS_KEPT:
+                self.dialled.popitem(last=False)
+        self.dialled.move_to_end(alpha)
+        return self.dialled[alpha]
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
-    async def _infer(self, windows: list[np.ndarray]) -> list[np.ndarray]:
-        """SR windows for the windows of all requests waiting now; one forward per window shape."""
-        by_shape: dict[tuple, list[int]] = {}
-        for i, w in enumerate(windows):
-            by_shape.setdefault(w.shape, []).append(i)
-        out: list[np.ndarray] = [None] * len(windows)  # type: ignore[list-item]
-        for idx in by_shape.values():
+    async def _infer(self, items: list[tuple[np.ndarray, float | None]]) -> list[np.ndarray]:
+        """SR windows for the (window, alpha) of all requests waiting now: one forward per alpha and
+        window shape, so requests with the same alpha still batch together."""
+        groups: dict[tuple, list[int]] = {}
+        for i, (w, alpha) in enumerate(items):
+            groups.setdefault((alpha, w.shape), []).append(i)
+        out: list[np.ndarray] = [None] * len(items)  # type: ignore[list-item]
+        for (alpha, _), idx in groups.items():
             t0 = time.perf_counter()
-            srs = await asyncio.to_thread(self.run_windows, [windows[i] for i in idx])
+            srs = await asyncio.to_thread(self._engine(alpha), [items[i][0] for i in idx])
             per_tile = (time.perf_counter() - t0) / len(idx)
             for i, sr in zip(idx, srs):
                 out[i] = sr
@@ -365,11 +391,12 @@ class Upscaler:
             self.tiles.inc(len(idx))
         return out
 
-    async def _core(self, lr: np.ndarray, t: Tile) -> tuple[Tile, np.ndarray]:
-        return t, np.ascontiguousarray(core(await self._infer(cut(lr, t)), t, self.scale))
+    async def _core(self, lr: np.ndarray, t: Tile, alpha: float | None) -> tuple[Tile, np.ndarray]:
+        return t, np.ascontiguousarray(core(await self._infer((cut(lr, t), alpha)), t, self.scale))
 
-    async def upscale(self, lr: np.ndarray) -> AsyncIterator[Any]:
-        """Stream for uint8 RGB `lr` (H, W, 3): first the number of tiles (the request has started:
+    async def upscale(self, lr: np.ndarray, alpha: float | None = None) -> AsyncIterator[Any]:
+        """Stream for uint8 RGB `lr` (H, W, 3) (with `alpha`: the shipped pair interpolated, see
+        `_engine`): first the number of tiles (the request has started:
         the caller's queue wait ends), then (tile, uint8 SR core) as each is done, in any order.
         At most `max_batch_size` windows of one request are in flight, so one large request cannot
         fill the batch queue and its memory stays bounded by the window."""
@@ -379,7 +406,7 @@ class Upscaler:
         try:
             while True:
                 while len(running) < self.settings.max_batch_size and (t := next(todo, None)) is not None:
-                    running.add(asyncio.ensure_future(self._core(lr, t)))
+                    running.add(asyncio.ensure_future(self._core(lr, t, alpha)))
                 if not running:
                     return
                 done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -507,7 +534,11 @@ class Ingress:
     async def _render(self, request: Request, q: UpscaleQuery, ticket: Ticket, stop: threading.Event) -> Image.Image:
         """The upscaled image, in a canvas: body, header checks, reservation, decode, SR or bicubic, alpha."""
         s = self.settings
-        scale = (await self._model_info())["scale"]
+        info = await self._model_info()
+        if q.alpha is not None and not info["alpha"]:
+            raise HTTPError(400, "alpha_unavailable", f"alpha interpolates the shipped SRResNet and SRGAN; this "
+                                                      f"endpoint serves {info['model']}")
+        scale = info["scale"]
         data = await _image_bytes(request, self.max_body)
         try:
             w, h = await asyncio.to_thread(image_size, data, "upload", s.max_pixels, s.max_side)
@@ -524,15 +555,15 @@ class Ingress:
         del data
         canvas = await asyncio.to_thread(Canvas, image, scale, q.fmt)  # allocating 256 MB is pixel work too
         if q.method == "sr":
-            await self._super_resolve(image.rgb, canvas)
+            await self._super_resolve(image.rgb, canvas, q.alpha)
         else:
             await asyncio.to_thread(canvas.paste_bicubic, stop)
         return await asyncio.to_thread(canvas.finish, stop)
 
-    async def _super_resolve(self, rgb: np.ndarray, canvas: Canvas) -> None:
+    async def _super_resolve(self, rgb: np.ndarray, canvas: Canvas, alpha: float | None) -> None:
         """SR cores from the Upscaler, pasted into the canvas as they arrive."""
         t0 = time.perf_counter()
-        stream = self.upscaler.options(stream=True).upscale.remote(rgb)
+        stream = self.upscaler.options(stream=True).upscale.remote(rgb, alpha)
         finished = False
         try:
             with self._model_errors():

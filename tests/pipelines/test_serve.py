@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import io
 import threading
 import time
@@ -204,6 +205,9 @@ BAD_REQUESTS = [
     ("timeout text", GOOD, "image/png", "?timeout=soon", 400, "bad_timeout"),
     ("timeout zero", GOOD, "image/png", "?timeout=0", 400, "bad_timeout"),
     ("unknown method", GOOD, "image/png", "?method=magic", 400, "bad_method"),
+    ("alpha above one", GOOD, "image/png", "?alpha=1.5", 400, "bad_alpha"),
+    ("alpha text", GOOD, "image/png", "?alpha=half", 400, "bad_alpha"),
+    ("alpha without the shipped pair", GOOD, "image/png", "?alpha=0.5", 400, "alpha_unavailable"),
     ("unknown parameter", GOOD, "image/png", "?scale=8", 400, "unknown_parameter"),
     ("repeated parameter", GOOD, "image/png", "?format=png&format=jpeg", 400, "repeated_parameter"),
     ("multipart without file", b"--XX\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nhi\r\n--XX--\r\n",
@@ -298,6 +302,36 @@ def test_metrics_are_exported(url):
     assert 'code="bad_quality"' in text and 'status="400"' in text
 
 
+@pytest.fixture(scope="module")
+def shipped_url(serve_port):
+    """The shipped SRResNet, where `alpha` dials towards the shipped SRGAN."""
+    from pipelines.settings import ServeSettings
+
+    return deploy(serve_port, "shipped", ServeSettings(model="default", engine="eager"))
+
+
+def test_alpha_dials_the_shipped_pair_and_each_alpha_batches_apart(shipped_url):
+    from srgan import SHIPPED_MODELS
+    from srgan.checkpoint import load_generator, load_interpolated
+    from srgan.engines import EagerEngine
+
+    path = BENCHMARKS / "Set5" / "LR_bicubic" / "X4" / "bird.png"  # 72 px: one window, the whole image
+    lr, alphas = load_image(path), [None, "0", "0.5", "1", "0.5", "0.25"]
+    with concurrent.futures.ThreadPoolExecutor(len(alphas)) as pool:  # at once: one batch holds several alphas
+        answers = list(pool.map(lambda a: post(shipped_url, path.read_bytes(), query=f"?alpha={a}" if a else ""),
+                                alphas))
+    for alpha, r in zip(alphas, answers):
+        assert r.status_code == 200, r.text
+        expected = (upscale(load_generator(SHIPPED_MODELS["default"]), lr) if alpha is None  # the served engine
+                    else upscale(EagerEngine(load_interpolated(float(alpha)), "bf16"), lr))  # the dial's
+        diff = np.abs(decode_image(r.content).rgb.astype(int) - expected.astype(int))
+        assert diff.max() <= 2 and diff.mean() < 0.05, (alpha, diff.max(), diff.mean())
+    dial_ends = [decode_image(answers[i].content).rgb.astype(int) for i in (1, 3)]
+    assert np.abs(dial_ends[0] - dial_ends[1]).mean() > 1  # 0 and 1 are two different models
+    ready = httpx.get(f"{shipped_url}/readyz", timeout=10).json()
+    assert ready["alpha"] is True and ready["model"] == "default"
+
+
 def test_web_page_in_headless_chromium(url, tmp_path):
     """Upload an image through the page in a real Chromium and see the comparison appear."""
     from playwright.sync_api import sync_playwright
@@ -317,9 +351,34 @@ def test_web_page_in_headless_chromium(url, tmp_path):
             assert page.get_attribute("#download", "download") == "bird_x4.png"
             page.fill("#slider", "20")
             assert page.eval_on_selector("#bicubic-wrap", "d => d.style.width") == "20%"
+            assert page.is_hidden("#dial")  # this app serves no shipped pair to dial between
             page.set_input_files("#file", files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"nope"}])
             page.wait_for_selector("#status.error", timeout=30_000)
             assert "415" in page.inner_text("#status") and "not_an_image" in page.inner_text("#status")
+        finally:
+            browser.close()
+
+
+def test_the_pages_dial_upscales_again_at_the_chosen_alpha(shipped_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    upload = tmp_path / "bird.png"
+    upload.write_bytes((BENCHMARKS / "Set5" / "LR_bicubic" / "X4" / "bird.png").read_bytes())
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(shipped_url + "/")
+            page.wait_for_selector("#dial:not([hidden])", timeout=30_000)
+            assert page.input_value("#alpha") == "0"  # the served SRResNet's end
+            page.set_input_files("#file", str(upload))
+            page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+            first = page.get_attribute("#sr", "src")
+            with page.expect_request(lambda r: "alpha=0.75" in r.url):
+                page.fill("#alpha", "0.75")  # fires input and change, as a drag that ends there
+            page.wait_for_function("document.getElementById('status').textContent.endsWith('alpha 0.75.')",
+                                   timeout=60_000)  # "Done: ..., alpha 0.75."
+            assert page.get_attribute("#sr", "src") != first and page.inner_text("#alpha-value") == "0.75"
         finally:
             browser.close()
 
