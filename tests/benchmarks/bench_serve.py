@@ -2,6 +2,7 @@
 
     python tests/benchmarks/bench_serve.py [--model default] [--engine auto] [--seconds 60] [--clients 16]
     python tests/benchmarks/bench_serve.py --flood 120
+    python tests/benchmarks/bench_serve.py --compare eager-bf16,auto [--rounds 3]
 
 1. Throughput at saturation, 128x128 PNG in and 512x512 PNG out, decode and encode included:
    the model called directly in one process (one torch thread, as a 1-CPU replica gets) vs the
@@ -9,6 +10,10 @@
 2. A bounded load test with the autoscaling settings of cluster/serve.yaml: N concurrent clients
    for S seconds; errors, throughput, p50/p99 latency, and the replica count sampled every second
    during the load and for a while after it (it must go from 1 to 2 and back down).
+
+`--compare A,B,...` instead measures end-to-end images/s of one replica (1 CPU, `@serve.batch` 8,
+8 clients) for each engine in turn, the engines interleaved over `--rounds`, medians and ratios
+to the first (issue 12: today's eager bf16 against the new default).
 
 `--flood N` instead sends N requests at once (one 128x128 PNG each) to the app of
 cluster/serve.yaml (one replica of each deployment) while a thread asks /healthz every 0.1 s:
@@ -121,6 +126,22 @@ def deploy(port: int, settings, **options) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def compare(port: int, model: str, engines: list[str], images: list[bytes], seconds: float, rounds: int) -> None:
+    from pipelines.settings import ServeSettings
+
+    rates: dict[str, list[float]] = {e: [] for e in engines}
+    for _ in range(rounds):
+        for engine in engines:
+            url = deploy(port, ServeSettings(model=model, engine=engine), num_replicas=1, autoscaling_config=None,
+                         ray_actor_options={"num_cpus": 1})
+            asyncio.run(load(url, images, 4, 3))  # warm
+            rates[engine].append(asyncio.run(load(url, images, 8, seconds))["rate"])
+    base = float(np.median(rates[engines[0]]))
+    print(f"{'engine':<16}{'images/s':>9}{'vs ' + engines[0]:>16}  rounds")
+    for engine, r in rates.items():
+        print(f"{engine:<16}{np.median(r):>9.2f}{np.median(r) / base:>15.2f}x  {', '.join(f'{x:.2f}' for x in r)}")
+
+
 def flood(url: str, images: list[bytes], n: int) -> None:
     import threading
 
@@ -168,6 +189,8 @@ def main() -> None:
     ap.add_argument("--rate-seconds", type=float, default=20, help="length of each throughput run")
     ap.add_argument("--engine", default="auto", help="srgan.engines name (default: %(default)s)")
     ap.add_argument("--flood", type=int, metavar="N", help="only the flood test: N requests at once")
+    ap.add_argument("--compare", metavar="A,B", help="only end-to-end images/s of these engines, interleaved")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of --compare (default: %(default)s)")
     args = ap.parse_args()
 
     import yaml
@@ -188,6 +211,13 @@ def main() -> None:
         settings = ServeSettings.from_args({**spec["args"], "model": args.model, "engine": args.engine})
         serve.run(build(settings, options), name="srgan", route_prefix="/")
         flood(f"http://127.0.0.1:{port}", images, args.flood)
+        serve.shutdown()
+        return
+    if args.compare:
+        ensure_ray()
+        port = free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        compare(port, args.model, args.compare.split(","), images, args.rate_seconds, args.rounds)
         serve.shutdown()
         return
     direct = direct_rate(args.model, images, args.rate_seconds, args.engine)
