@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import io
 import threading
 import time
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.ray
 
 # The app under test: 400x400 is its largest input (160,000 px, 625 tiles of 16 px).
 TILE, MAX_PIXELS, MAX_SIDE, MAX_TILES, MAX_BODY_MB = 16, 160_000, 5000, 640, 2
+BIRD = BENCHMARKS / "Set5" / "LR_bicubic" / "X4" / "bird.png"  # 72x72
 CHROMIUM = "/usr/bin/chromium"  # Debian's package: .ci/run installs it
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -110,7 +112,7 @@ def test_set5_comes_back_4x_and_equal_to_offline(url, model):
 
 
 def test_multipart_upload_and_formats(url):
-    data = (BENCHMARKS / "Set5" / "LR_bicubic" / "X4" / "bird.png").read_bytes()
+    data = BIRD.read_bytes()
     r = httpx.post(f"{url}/v1/upscale?format=jpeg&quality=80", files={"file": ("bird.png", data, "image/png")},
                    timeout=60)
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
@@ -315,7 +317,7 @@ def test_alpha_dials_the_shipped_pair_and_each_alpha_batches_apart(shipped_url):
     from srgan.checkpoint import load_generator, load_interpolated
     from srgan.engines import EagerEngine
 
-    path = BENCHMARKS / "Set5" / "LR_bicubic" / "X4" / "bird.png"  # 72 px: one window, the whole image
+    path = BIRD  # one window, the whole image
     lr, alphas = load_image(path), [None, "0", "0.5", "1", "0.5", "0.25"]
     with concurrent.futures.ThreadPoolExecutor(len(alphas)) as pool:  # at once: one batch holds several alphas
         answers = list(pool.map(lambda a: post(shipped_url, path.read_bytes(), query=f"?alpha={a}" if a else ""),
@@ -332,55 +334,50 @@ def test_alpha_dials_the_shipped_pair_and_each_alpha_batches_apart(shipped_url):
     assert ready["alpha"] is True and ready["model"] == "default"
 
 
-def test_web_page_in_headless_chromium(url, tmp_path):
-    """Upload an image through the page in a real Chromium and see the comparison appear."""
+@contextlib.contextmanager
+def chromium_page(url: str):
+    """The app's web page in a real headless Chromium."""
     from playwright.sync_api import sync_playwright
 
-    upload = tmp_path / "bird.png"
-    upload.write_bytes((BENCHMARKS / "Set5" / "LR_bicubic" / "X4" / "bird.png").read_bytes())
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.goto(url + "/")
-            page.set_input_files("#file", str(upload))
-            page.wait_for_selector("#result:not([hidden])", timeout=60_000)
-            assert "Done: 288 x 288 px" in page.inner_text("#status")
-            assert page.eval_on_selector("#sr", "img => img.naturalWidth") == 288
-            assert page.eval_on_selector("#bicubic", "img => img.naturalWidth") == 288
-            assert page.get_attribute("#download", "download") == "bird_x4.png"
-            page.fill("#slider", "20")
-            assert page.eval_on_selector("#bicubic-wrap", "d => d.style.width") == "20%"
-            assert page.is_hidden("#dial")  # this app serves no shipped pair to dial between
-            page.set_input_files("#file", files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"nope"}])
-            page.wait_for_selector("#status.error", timeout=30_000)
-            assert "415" in page.inner_text("#status") and "not_an_image" in page.inner_text("#status")
+            yield page
         finally:
             browser.close()
 
 
-def test_the_pages_dial_upscales_again_at_the_chosen_alpha(shipped_url, tmp_path):
-    from playwright.sync_api import sync_playwright
+def test_web_page_in_headless_chromium(url):
+    """Upload an image through the page in a real Chromium and see the comparison appear."""
+    with chromium_page(url) as page:
+        page.set_input_files("#file", str(BIRD))
+        page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        assert "Done: 288 x 288 px" in page.inner_text("#status")
+        assert page.eval_on_selector("#sr", "img => img.naturalWidth") == 288
+        assert page.eval_on_selector("#bicubic", "img => img.naturalWidth") == 288
+        assert page.get_attribute("#download", "download") == "bird_x4.png"
+        page.fill("#slider", "20")
+        assert page.eval_on_selector("#bicubic-wrap", "d => d.style.width") == "20%"
+        assert page.is_hidden("#dial")  # this app serves no shipped pair to dial between
+        page.set_input_files("#file", files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"nope"}])
+        page.wait_for_selector("#status.error", timeout=30_000)
+        assert "415" in page.inner_text("#status") and "not_an_image" in page.inner_text("#status")
 
-    upload = tmp_path / "bird.png"
-    upload.write_bytes((BENCHMARKS / "Set5" / "LR_bicubic" / "X4" / "bird.png").read_bytes())
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(shipped_url + "/")
-            page.wait_for_selector("#dial:not([hidden])", timeout=30_000)
-            assert page.input_value("#alpha") == "0"  # the served SRResNet's end
-            page.set_input_files("#file", str(upload))
-            page.wait_for_selector("#result:not([hidden])", timeout=60_000)
-            first = page.get_attribute("#sr", "src")
-            with page.expect_request(lambda r: "alpha=0.75" in r.url):
-                page.fill("#alpha", "0.75")  # fires input and change, as a drag that ends there
-            page.wait_for_function("document.getElementById('status').textContent.endsWith('alpha 0.75.')",
-                                   timeout=60_000)  # "Done: ..., alpha 0.75."
-            assert page.get_attribute("#sr", "src") != first and page.inner_text("#alpha-value") == "0.75"
-        finally:
-            browser.close()
+
+def test_the_pages_dial_upscales_again_at_the_chosen_alpha(shipped_url):
+    with chromium_page(shipped_url) as page:
+        page.wait_for_selector("#dial:not([hidden])", timeout=30_000)
+        assert page.input_value("#alpha") == "0"  # the served SRResNet's end
+        page.set_input_files("#file", str(BIRD))
+        page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        first = page.get_attribute("#sr", "src")
+        with page.expect_request(lambda r: "alpha=0.75" in r.url):
+            page.fill("#alpha", "0.75")  # fires input and change, as a drag that ends there
+        page.wait_for_function("document.getElementById('status').textContent.endsWith('alpha 0.75.')",
+                               timeout=60_000)  # "Done: ..., alpha 0.75."
+        assert page.get_attribute("#sr", "src") != first and page.inner_text("#alpha-value") == "0.75"
 
 
 # ---------------------------------------------------------------- overload
