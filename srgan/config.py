@@ -57,6 +57,9 @@ class LossConfig:
     # LDL (Liang et al. 2022): L1 on pixels whose residual is locally noisy and where the EMA generator
     # is closer to HR than the trained one; needs train.ema_decay > 0. 0 = off.
     ldl_weight: float = 0.0
+    # srgan.losses.grid_loss: the residual's pattern locked to the 4 px output grid (the checkerboard
+    # of sub-pixel convolutions under a GAN loss), penalised apart from the pixel loss. 0 = off.
+    grid_weight: float = 0.0
     # "torchvision" (its cache), a path to a VGG19 state dict, or "random" (tests only: never a real run)
     vgg_weights: str = "torchvision"
 

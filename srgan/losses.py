@@ -172,3 +172,26 @@ def ldl_loss(sr: torch.Tensor, sr_ema: torch.Tensor, hr: torch.Tensor) -> torch.
     """L1 between SR and HR weighted by `ldl_artifact_map`; gradient to SR only."""
     weight = ldl_artifact_map(sr.detach(), sr_ema, hr)
     return F.l1_loss(weight * sr, weight * hr)
+
+
+def grid_loss(sr: torch.Tensor, hr: torch.Tensor, period: int = 4, tile: int = 16) -> torch.Tensor:
+    """Mean square of the part of SR - HR locked to the output pixel grid: the checkerboard.
+
+    Two PixelShuffle x2 steps make every output pixel one of 4x4 sub-pixel phases, and GAN training
+    pushes the phases apart into a period-4 pattern (srgan.artifacts measures it). The pixel loss
+    penalises it only as much as any other error, so the adversarial gradient wins there. This loss
+    isolates it: the residual minus its 4x4 box average (the box has zeros at every multiple of
+    1/4 cycle/px, so the pattern passes whole while shading and ramps cancel), then per `tile` x
+    `tile` block the mean of each of the period x period phases, less their average. A +-a
+    pattern on the residual gives a^2; a generator free to invent texture at every other frequency
+    is kept from the grid ones. (B, C, H, W) -> scalar.
+    """
+    e = sr - hr
+    e = e[..., : e.shape[-2] - period + 1, : e.shape[-1] - period + 1] - F.avg_pool2d(e, period, stride=1)
+    b, c, h, w = e.shape
+    h, w = h - h % tile, w - w % tile
+    if not h or not w:
+        raise ValueError(f"grid_loss needs images of at least {tile + period - 1} px a side, got {tuple(sr.shape)}")
+    blocks = e[..., :h, :w].reshape(b, c, h // tile, tile // period, period, w // tile, tile // period, period)
+    phases = blocks.mean(dim=(3, 6))  # (B, C, H/tile, period, W/tile, period)
+    return (phases - phases.mean(dim=(3, 5), keepdim=True)).square().mean()

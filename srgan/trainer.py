@@ -28,6 +28,7 @@ from safetensors.torch import load_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from srgan import losses
 from srgan.benchmarks import comparison_grid, evaluate_set, load_pair, set_layout
 from srgan.checkpoint import D_WEIGHTS, G_TRAIN_WEIGHTS, G_WEIGHTS, load_training_state, save_checkpoint
 from srgan.config import PHASES, Config, learning_rate_at
@@ -143,7 +144,7 @@ class Trainer:
 
     def _generator_step(self, lr: torch.Tensor, hr: torch.Tensor
                         ) -> tuple[dict[str, torch.Tensor], torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Content loss (+ LDL) (+ adversarial_weight x the GAN loss in phase srgan).
+        """Content loss (+ LDL) (+ grid) (+ adversarial_weight x the GAN loss in phase srgan).
 
         Forward passes run under bf16 autocast when set; losses are computed in float32. Returns the
         logs, the detached SR batch and D's detached logits on (HR, SR) for the D step (phase srgan).
@@ -159,6 +160,9 @@ class Trainer:
                 sr_ema = self.g_ema(lr).float()
             logs["ldl"] = ldl = ldl_loss(sr.float(), sr_ema, hr)
             loss = loss + cfg.ldl_weight * ldl
+        if cfg.grid_weight > 0:
+            logs["grid"] = grid = losses.grid_loss(sr.float(), hr)
+            loss = loss + cfg.grid_weight * grid
         logits: tuple[torch.Tensor, ...] = ()
         if self.d is not None:
             d = unwrap(self.d)  # unwrapped and frozen: it only carries gradient to G

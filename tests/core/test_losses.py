@@ -1,11 +1,11 @@
-"""The GAN losses against hand-computed values, and LDL's artifact map."""
+"""The GAN losses against hand-computed values, LDL's artifact map and the grid loss."""
 
 import math
 
 import pytest
 import torch
 
-from srgan.losses import discriminator_gan_loss, generator_gan_loss, ldl_artifact_map, ldl_loss
+from srgan.losses import discriminator_gan_loss, generator_gan_loss, grid_loss, ldl_artifact_map, ldl_loss
 
 
 def softplus(x: float) -> float:
@@ -64,3 +64,22 @@ def test_ldl_loss_carries_gradient_to_sr_only():
     loss = ldl_loss(sr, hr + 0.01 * torch.randn(1, 3, 16, 16), hr)
     loss.backward()
     assert loss > 0 and sr.grad.abs().sum() > 0
+
+
+def test_grid_loss_is_the_checkerboards_energy_and_blind_to_shading():
+    torch.manual_seed(0)
+    hr, a = torch.rand(2, 3, 96, 96), 2 / 255  # a +-2 grey-level pattern
+    checker = a * (1 - 2 * ((torch.arange(4)[:, None] + torch.arange(4)) % 2)).float()
+    spot = torch.zeros(4, 4)
+    spot[1, 2] = 4 * a  # one brighter phase of the 16
+    for cell in (checker, spot - spot.mean()):
+        assert grid_loss(hr + cell.repeat(24, 24), hr).item() == pytest.approx(cell.square().mean().item(), rel=1e-4)
+    y, x = torch.meshgrid(torch.arange(96.0), torch.arange(96.0), indexing="ij")
+    assert grid_loss(hr + 0.001 * x + 0.0005 * y + 0.1, hr).item() < 1e-12  # shading, ramps, offsets
+    noise = grid_loss(hr + 0.01 * torch.randn_like(hr), hr).item()  # phases of 16 samples: ~var / 16
+    assert noise < 0.2 * checker.square().mean().item()
+    sr = (hr + checker.repeat(24, 24)).requires_grad_()
+    grid_loss(sr, hr).backward()
+    assert sr.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="at least 19 px"):
+        grid_loss(hr[..., :16, :16], hr[..., :16, :16])

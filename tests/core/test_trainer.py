@@ -191,6 +191,7 @@ def test_ema_is_validated_checkpointed_and_resumed(tmp_path):
     ["model.discriminator=unet", "loss.gan=ragan"],
     ["model.discriminator=vgg", "loss.gan=ragan", "train.ema_decay=0.9", "loss.ldl_weight=1"],
     ["model.discriminator=unet", "loss.gan=vanilla", "train.ema_decay=0.9", "loss.ldl_weight=1", "loss.content=l1"],
+    ["model.discriminator=vgg", "loss.gan=vanilla", "loss.grid_weight=30"],
 ])
 def test_gan_recipes_train_both_networks(recipe):
     cfg = load_config("tiny", overrides=["loss.content=mse", "srgan.learning_rate=1e-3", "srgan.milestones=[]",
@@ -201,6 +202,7 @@ def test_gan_recipes_train_both_networks(recipe):
     logs = [trainer.train_step(lr, hr) for _ in range(5)]
     assert changed(g0, trainer.g) and changed(d0, trainer.d)
     assert ("ldl" in logs[0]) == ("loss.ldl_weight=1" in recipe)
+    assert ("grid" in logs[0]) == ("loss.grid_weight=30" in recipe)
     assert all(torch.isfinite(v).all() for v in logs[-1].values() if isinstance(v, torch.Tensor))
 
 
