@@ -110,6 +110,16 @@ class Config:
 PRESETS: dict[str, dict[str, Any]] = {
     # The published recipe: 1e6 SRResNet steps at 1e-4; SRGAN 1e5 steps at 1e-4 then 1e5 at 1e-5.
     "paper": {},
+    # Photo-realism without ImageNet weights (the GAN ablation in the README): a BN-free generator,
+    # SRResNet on L1; SRGAN-MSE with an EMA generator, LDL and the grid loss against the checkerboard.
+    # The shipped `srgan` model is this recipe's srgan phase from the shipped SRResNet, its last three
+    # checkpoints averaged (scripts/ship_model.py).
+    "photoreal": {
+        "model": {"norm": "none"},
+        "loss": {"pixel": "l1", "content": "mse", "ldl_weight": 1.0, "grid_weight": 30.0},
+        "train": {"ema_decay": 0.99, "checkpoint_every": 200, "keep_checkpoints": 3},
+        "srgan": {"steps": 2000, "learning_rate": 1e-4, "milestones": [1400], "gamma": 0.5},
+    },
     # A few channels and one block: for tests and smoke runs on a CPU.
     "tiny": {
         "model": {"channels": 8, "blocks": 1, "hr_crop": 32, "d_channels": 8, "d_dense": 16},

@@ -1,5 +1,5 @@
 """Losses: pixel (MSE / L1), VGG19 content (phi 2,2 / phi 5,4), adversarial (the paper's, or
-ESRGAN's relativistic average) and LDL's artifact loss.
+ESRGAN's relativistic average), LDL's artifact loss and the grid loss (the 4 px checkerboard).
 
 All take float32 NCHW images in [0, 1]. The adversarial losses take raw discriminator logits (one
 per image, or one per pixel from a U-Net critic) and use `binary_cross_entropy_with_logits`, which

@@ -1,5 +1,5 @@
 """The grid-artifact measure: the amplitude of a pattern locked to the 4 px grid, low on photos
-and bicubic upscales, high on a faint synthetic pattern and on the shipped SRGAN's checkerboard."""
+and bicubic upscales, high on a faint synthetic pattern; low on the shipped SRGAN."""
 
 import numpy as np
 import pytest
@@ -48,13 +48,11 @@ def test_low_on_photos_and_bicubic_high_with_a_faint_pattern(benchmarks, name):
         assert grid_artifacts(_with_pattern(hr, cell, 2)) > max(1.0, 5 * score_hr)
 
 
-def test_shipped_srgan_checkerboard_is_high(benchmarks):
-    lr, hr = _pair(benchmarks, "Set5/baby")  # docs/images/Set5_baby.png: a checkerboard on the forehead
-    lr, hr = lr[:40, 24:88], hr[:160, 96:352]  # the forehead (and less CPU)
-    srgan, srresnet = load_generator(SHIPPED_MODELS["srgan"]), load_generator(SHIPPED_MODELS["default"])
-    score_srgan = grid_artifacts(upscale(srgan, lr))
-    assert score_srgan > 1.0
-    assert score_srgan > 5 * max(grid_artifacts(hr), grid_artifacts(upscale(srresnet, lr)))
+def test_the_shipped_srgan_draws_no_checkerboard(benchmarks):
+    lr, hr = _pair(benchmarks, "Set5/baby")  # the forehead: flat skin, where a checkerboard shows first
+    lr, hr = lr[:40, 24:88], hr[:160, 96:352]
+    # measured: 0.24, where the SRGAN shipped before the grid loss drew 2.10 (a visible checkerboard)
+    assert grid_artifacts(upscale(load_generator(SHIPPED_MODELS["srgan"]), lr)) < 0.5
 
 
 def test_covers_the_whole_image(rng):

@@ -1,7 +1,9 @@
+import json
 from dataclasses import dataclass
 
 import pytest
 
+from srgan import SHIPPED_MODELS
 from srgan.config import (
     Config,
     ConfigError,
@@ -22,6 +24,16 @@ def test_paper_preset_is_the_published_recipe():
     assert cfg.srresnet.steps == 1_000_000 and cfg.srresnet.learning_rate == 1e-4
     assert cfg.srgan.steps == 200_000 and cfg.srgan.milestones == (100_000,)
     assert cfg.loss.content == "vgg54" and cfg.loss.adversarial_weight == 1e-3
+
+
+def test_photoreal_preset_is_the_shipped_srgans_recipe():
+    shipped = json.loads((SHIPPED_MODELS["srgan"] / "config.json").read_text())["config"]
+    cfg = to_dict(load_config("photoreal"))
+    for section in ("model", "srgan"):
+        assert cfg[section] == shipped[section], section
+    assert {k: cfg["loss"][k] for k in ("content", "adversarial_weight", "gan", "ldl_weight", "grid_weight")} == {
+        k: shipped["loss"][k] for k in ("content", "adversarial_weight", "gan", "ldl_weight", "grid_weight")}
+    assert cfg["train"]["ema_decay"] == shipped["train"]["ema_decay"] > 0
 
 
 def test_tiny_preset_is_small():

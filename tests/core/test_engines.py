@@ -92,7 +92,7 @@ def test_auto_is_int8_on_cpu_for_the_shipped_model(shipped, shipped_int8):
 
 
 def test_auto_gives_way_where_an_engine_costs_too_much(tiny, monkeypatch):
-    # (the shipped GAN generator is such a model: -0.064 dB on Set5 in int8, README)
+    # (the SRGAN shipped before the photoreal one was such a model: -0.064 dB on Set5 in int8, README)
     monkeypatch.setattr("srgan.inference.set5_drop", lambda card: 1.0 if card and "int8" in card["engine"] else 0.0)
     assert open_engine("auto", tiny).name == "openvino-bf16"
     monkeypatch.setattr("srgan.inference.set5_drop", lambda card: 0.0 if card is None else 1.0)

@@ -67,18 +67,18 @@ def _detail(rgb: np.ndarray) -> float:
     return float(np.abs(4 * y[1:-1, 1:-1] - y[:-2, 1:-1] - y[2:, 1:-1] - y[1:-1, :-2] - y[1:-1, 2:]).mean())
 
 
-def test_shipped_srgan_trades_psnr_for_detail(tmp_path):
-    result = _run(tmp_path, "--model", "srgan")["Set5"]
-    assert 27.0 < result["psnr"] < 30.5
-    # closer to natural statistics than bicubic, but with a visible grid pattern (docs/images/Set5_baby.png)
-    assert result["niqe"] < _run(tmp_path, "--model", "bicubic", "--metrics", "niqe")["Set5"]["niqe"]
-    assert result["artifacts"] > max(1.0, 5 * result["hr_artifacts"])
+def test_shipped_srgan_trades_psnr_for_natural_detail_without_a_checkerboard(tmp_path):
+    result, baseline = _run(tmp_path, "--model", "srgan")["Set5"], _run(tmp_path, "--model", "default")["Set5"]
+    # measured: PSNR 28.73 (SRResNet 31.29), NIQE 4.82 (SRResNet 7.95, HR 5.51), artifacts 0.15 (HR 0.13)
+    assert 28.0 < result["psnr"] < baseline["psnr"] - 1
+    assert result["niqe"] < min(baseline["niqe"], result["hr_niqe"])  # as natural as the photos, by NIQE
+    assert result["artifacts"] <= 1.5 * result["hr_artifacts"]  # the SRGAN shipped before: 2.05, 16x HR
     srresnet, srgan = load_generator(SHIPPED_MODELS["default"]), load_generator(SHIPPED_MODELS["srgan"])
     files, lr_dir = set_layout(ASSETS / "benchmarks" / "Set5", 4)
     for path in files:
-        lr, hr, _ = load_pair(path, lr_dir, 4)
-        # the GAN's output has at least half the HR image's fine detail; the PSNR model's less than the GAN's
-        assert _detail(upscale(srgan, lr)) > max(0.5 * _detail(hr), _detail(upscale(srresnet, lr))), path.name
+        lr, _, _ = load_pair(path, lr_dir, 4)
+        # the GAN's fine detail is at least twice the PSNR model's (measured 2.1-2.9x; HR 1.5-5.4x)
+        assert _detail(upscale(srgan, lr)) > 2 * _detail(upscale(srresnet, lr)), path.name
 
 
 def test_checkpoint_on_folder_without_lr(tmp_path, benchmarks):
@@ -136,7 +136,7 @@ def test_alpha_dials_from_the_srresnet_to_the_srgan(tmp_path):
         assert main(["evaluate", *args, "--metrics", "psnr", "--json", str(tmp_path / f"{name}.json")]) == 0
         psnr[name] = json.loads((tmp_path / f"{name}.json").read_text())["Set5"]["psnr"]
     assert psnr["0"] == psnr["srresnet"] and psnr["1"] == psnr["srgan"]  # the ends are the shipped models exactly
-    assert psnr["0.5"] not in (psnr["srresnet"], psnr["srgan"])
+    assert psnr["srresnet"] > psnr["0.5"] > psnr["srgan"]  # monotone: the GAN stayed in the SRResNet's basin
 
 
 @pytest.mark.parametrize("args, message", [
