@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GAN-phase ablation (issue 11): each switch added in turn to the paper's SRGAN-MSE recipe, all
 # from the shipped SRResNet, the same steps, seed and data; then PSNR / SSIM / NIQE / grid artifacts
-# on Set5, Set14 and BSD100. ICNR only changes a fresh upsampler, so it is measured on SRResNet
+# on Set5 and Set14. ICNR only changes a fresh upsampler, so it is measured on SRResNet
 # training from scratch instead.
 #
 #   bash scripts/gan_ablation.sh [STEPS] [OUT]        (CPU: about 1.5 s a GAN step on 2 cores)
@@ -20,6 +20,8 @@ declare -A RECIPES=(
   [2-ema-ldl]="loss.content=mse train.ema_decay=0.99 loss.ldl_weight=1"
   [3-ema-ldl-ragan]="loss.content=mse train.ema_decay=0.99 loss.ldl_weight=1 loss.gan=ragan"
   [4-ema-ldl-ragan-unet]="loss.content=mse train.ema_decay=0.99 loss.ldl_weight=1 loss.gan=ragan model.discriminator=unet"
+  [5-unet-adversarial-5e-3]="loss.content=mse train.ema_decay=0.99 loss.ldl_weight=1 loss.gan=ragan model.discriminator=unet loss.adversarial_weight=5e-3"
+  [6-ema-ldl-grid]="loss.content=mse train.ema_decay=0.99 loss.ldl_weight=1 loss.grid_weight=30"
 )
 for name in $(printf '%s\n' "${!RECIPES[@]}" | sort); do
   sets=(); for kv in ${RECIPES[$name]}; do sets+=(--set "$kv"); done
@@ -33,5 +35,6 @@ done
 for run in "$OUT"/*/; do
   name=$(basename "$run")
   [ -f "$OUT/$name.json" ] || "$SRGAN" evaluate --model "$run/checkpoint_$(printf %08d "$STEPS")" \
-    --data "$DATA/benchmarks" --sets Set5,Set14,BSD100 --json "$OUT/$name.json"
+    --data "$DATA/benchmarks" --sets Set5,Set14 --json "$OUT/$name.json"
 done
+"${PYTHON:-.venv/bin/python}" scripts/results_table.py "$OUT"/*.json
