@@ -3,7 +3,7 @@
 # 0.25 / 0.5 / 0.75, the shipped SRGAN (alpha 1) and the HR images, PSNR / SSIM / NIQE / grid
 # artifacts on Set5, Set14 and BSD100 (eager fp32, the reference engine).
 #
-#   bash scripts/perception_distortion.sh [OUT]        (about 15 minutes on 2 cores)
+#   bash scripts/perception_distortion.sh [OUT]        (about 4 minutes on 2 cores)
 set -euo pipefail
 OUT=${1:-runs/perception-distortion}
 DATA=${SRGAN_DATA:-../shared/data}
