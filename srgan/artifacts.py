@@ -3,8 +3,8 @@
 Why: a x4 generator builds its output with two PixelShuffle x2 steps, so every output pixel is
 made by one of 4x4 sub-pixel "phases" of the last convolutions. When the phases disagree (GAN
 training encourages it) the image carries a fixed pattern of period 2 or 4 px: the checkerboard
-on the shipped SRGAN's flat skin and sky (docs/images/Set5_baby.png). PSNR and NIQE hardly see
-it; the eye sees it at an amplitude of one or two grey levels on a flat area.
+on the flat skin and sky of the SRGAN shipped before the grid loss (srgan.losses.grid_loss). PSNR
+and NIQE hardly see it; the eye sees it at an amplitude of one or two grey levels on a flat area.
 
 What: a pattern of period 4 (or 2) puts all its energy at the 16 spatial frequencies (a/4, b/4)
 cycles/px, a, b in 0..3; equivalently, it is the mean of the image at each (y mod 4, x mod 4)
@@ -26,9 +26,10 @@ Range and meaning: grey levels of Y (0-255 scale), >= 0: the RMS amplitude of th
 pattern where the image is flattest, so it compares across images and sizes. A +-a pattern
 measures a on a flat image, 0.9-1 a added to a photo. Per-set means on Set5/Set14/BSD100: HR
 photos 0.13-0.16, bicubic x4 0.01-0.02, the shipped SRResNet 0.06-0.09, the shipped SRGAN
-2.0-2.3 (its lowest image 0.9). Content that is itself periodic with a period the grid divides
-(a facade with windows every 20 px, BSD100 119082 HR: 1.0) counts too: the measure cannot tell it
-from an artifact. Deterministic; 13-16 ms for a 512x512 image on a shared 2-core CPU.
+0.15-0.20, the SRGAN shipped before it 2.0-2.3 (its lowest image 0.9). Content that is itself
+periodic with a period the grid divides (a facade with windows every 20 px, BSD100 119082 HR:
+1.0) counts too: the measure cannot tell it from an artifact. Deterministic; 13-16 ms for a
+512x512 image on a shared 2-core CPU.
 """
 
 from __future__ import annotations
