@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import ray
@@ -67,5 +68,7 @@ def worker_batches(shard: ray.data.DataIterator, batch_size: int, hr_crop: int, 
                    position: tuple[int, int] = (0, 0)) -> CropStream:
     """A worker's crop batches from its dataset shard: each block (a shard file's tiles) shuffled
     and cropped with the worker's own RNG (srgan.crops.CropStream), pass after pass."""
-    blocks = lambda: ((b["hr"], b["lr"]) for b in shard.iter_batches(batch_size=None, batch_format="numpy"))  # noqa: E731
+    def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return ((b["hr"], b["lr"]) for b in shard.iter_batches(batch_size=None, batch_format="numpy"))
+
     return CropStream(blocks, batch_size, hr_crop, seed, rank, position)

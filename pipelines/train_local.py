@@ -31,7 +31,7 @@ from pipelines.train import check_job, check_tiles
 from srgan.checkpoint import load_generator
 from srgan.config import for_device
 from srgan.crops import CropStream, tile_pairs
-from srgan.images import IMAGE_SUFFIXES, ImageError, load_image, save_image
+from srgan.images import ImageError, find_images, load_image, save_image
 from srgan.trainer import Events, Trainer, fit
 
 log = logging.getLogger("srgan.train")
@@ -48,8 +48,7 @@ def load_tiles(data: str, scale: int) -> tuple[np.ndarray, np.ndarray, int]:
     if not folder.is_dir():
         raise FileNotFoundError(f"--data {data}: neither a shard folder nor a folder of images")
     pairs = []
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    for path in tqdm(files, desc="tiles", disable=None):
+    for path in tqdm(find_images(folder), desc="tiles", disable=None):
         try:
             pairs += [(h, l) for _, _, h, l in tile_pairs(load_image(path), scale, TILE, TILE)]
         except ImageError as e:

@@ -18,7 +18,7 @@ import numpy as np
 
 from srgan import ASSETS
 from srgan.crops import tile_pairs
-from srgan.images import IMAGE_SUFFIXES, load_image
+from srgan.images import find_images, load_image
 
 SHIPPED_TRAIN = ASSETS / "train"  # six BSD200 training images shipped with the package
 
@@ -37,8 +37,8 @@ class Calibration:
 def image_files(folders: tuple[str, ...]) -> list[Path]:
     """The images under `folders` (recursive), sorted; raises FileNotFoundError naming an empty one."""
     files = []
-    for folder in map(Path, folders):
-        found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    for folder in folders:
+        found = find_images(folder)
         if not found:
             raise FileNotFoundError(f"calibration folder {folder}: no images")
         files += found

@@ -167,6 +167,11 @@ def read_bytes(path: str | Path) -> bytes:
         raise ImageError(str(path), f"cannot read file ({e.strerror or e})", UNREADABLE) from e
 
 
+def find_images(folder: str | Path) -> list[Path]:
+    """The image files under `folder` (recursive, IMAGE_SUFFIXES), sorted by path."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image file as uint8 RGB (H, W, 3); alpha is dropped. Raises ImageError."""
     return decode_image(read_bytes(path), str(path), max_pixels).rgb

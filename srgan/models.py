@@ -8,6 +8,7 @@ values (clamp at the image boundary, not inside the graph).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -142,7 +143,7 @@ class UNetDiscriminator(nn.Module):
         self.out = nn.Conv2d(c, 1, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        act = lambda t: F.leaky_relu(t, 0.2)  # noqa: E731
+        act = functools.partial(F.leaky_relu, negative_slope=0.2)
         skips = [act(self.conv0(x))]  # (B, C, H, W), then (B, 2C, H/2, W/2), (B, 4C, H/4, W/4)
         for conv in self.down:
             skips.append(act(conv(skips[-1])))

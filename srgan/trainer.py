@@ -28,13 +28,20 @@ from safetensors.torch import load_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from srgan import losses
 from srgan.benchmarks import comparison_grid, evaluate_set, load_pair, set_layout
 from srgan.checkpoint import D_WEIGHTS, G_TRAIN_WEIGHTS, G_WEIGHTS, load_training_state, save_checkpoint
 from srgan.config import PHASES, Config, learning_rate_at
 from srgan.engines import EagerEngine
 from srgan.inference import autocast, upscale
-from srgan.losses import LossFn, content_loss, discriminator_gan_loss, generator_gan_loss, ldl_loss, pixel_loss
+from srgan.losses import (
+    LossFn,
+    content_loss,
+    discriminator_gan_loss,
+    generator_gan_loss,
+    grid_loss,
+    ldl_loss,
+    pixel_loss,
+)
 from srgan.models import Generator, discriminator
 
 log = logging.getLogger("srgan.train")
@@ -161,7 +168,7 @@ class Trainer:
             logs["ldl"] = ldl = ldl_loss(sr.float(), sr_ema, hr)
             loss = loss + cfg.ldl_weight * ldl
         if cfg.grid_weight > 0:
-            logs["grid"] = grid = losses.grid_loss(sr.float(), hr)
+            logs["grid"] = grid = grid_loss(sr.float(), hr)
             loss = loss + cfg.grid_weight * grid
         logits: tuple[torch.Tensor, ...] = ()
         if self.d is not None:
@@ -243,7 +250,7 @@ class Trainer:
         if self.g_ema is not None:
             self.g_ema.load_state_dict(load_file(folder / G_WEIGHTS))
         if self.d is not None:
-            unwrap(self.d).load_state_dict(load_file(Path(folder) / D_WEIGHTS))
+            unwrap(self.d).load_state_dict(load_file(folder / D_WEIGHTS))
         state = load_training_state(folder)
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state[name])

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from pipelines import UsageError
 from pipelines.commands import ALPHA_HELP, ENGINE_HELP, MODEL_HELP, alpha, check_alpha
 from pipelines.settings import ENGINE_NAMES
-from srgan.images import IMAGE_SUFFIXES, ImageError, check_encodable, decode_image, read_bytes, write_image
+from srgan.images import ImageError, check_encodable, decode_image, find_images, read_bytes, write_image
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,7 @@ def collect(inputs: list[Path]) -> list[tuple[Path, Path]]:
     found = []
     for inp in inputs:
         if inp.is_dir():
-            found += [(p, p.relative_to(inp)) for p in sorted(inp.rglob("*"))
-                      if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+            found += [(p, p.relative_to(inp)) for p in find_images(inp)]
         elif inp.exists():
             found.append((inp, Path(inp.name)))
         else:
