@@ -112,8 +112,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     # Photo-realism without ImageNet weights (the GAN ablation in the README): a BN-free generator,
     # SRResNet on L1; SRGAN-MSE with an EMA generator, LDL and the grid loss against the checkerboard.
-    # The shipped `srgan` model is this recipe's srgan phase from the shipped SRResNet, its last three
-    # checkpoints averaged (scripts/ship_model.py).
+    # The shipped `srgan` model is this recipe's srgan phase from the shipped SRResNet, its checkpoints
+    # at steps 1,800 and 2,000 averaged (scripts/ship_model.py).
     "photoreal": {
         "model": {"norm": "none"},
         "loss": {"pixel": "l1", "content": "mse", "ldl_weight": 1.0, "grid_weight": 30.0},
