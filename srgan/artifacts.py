@@ -25,8 +25,8 @@ phase. Natural content spreads its energy smoothly over all frequencies. So, per
 Range and meaning: grey levels of Y (0-255 scale), >= 0: the RMS amplitude of the grid-locked
 pattern where the image is flattest, so it compares across images and sizes. A +-a pattern
 measures a on a flat image, 0.9-1 a added to a photo. Per-set means on Set5/Set14/BSD100: HR
-photos 0.13-0.16, bicubic x4 0.01-0.02, the shipped SRResNet 0.06-0.09, the shipped SRGAN
-0.15-0.20, the SRGAN shipped before it 2.0-2.3 (its lowest image 0.9). Content that is itself
+photos 0.13-0.16, bicubic x4 0.01-0.02, the shipped SRResNet 0.06-0.10, the shipped SRGAN
+0.17-0.21, the plain-recipe SRGAN shipped before the grid loss 2.0-2.3 (its lowest image 0.9). Content that is itself
 periodic with a period the grid divides (a facade with windows every 20 px, BSD100 119082 HR:
 1.0) counts too: the measure cannot tell it from an artifact. Deterministic; 13-16 ms for a
 512x512 image on a shared 2-core CPU.

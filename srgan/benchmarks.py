@@ -31,8 +31,8 @@ Upscaler = Callable[[np.ndarray], np.ndarray]  # uint8 LR (h, w, 3) -> uint8 SR 
 Metric = Callable[[np.ndarray, np.ndarray, int], float]  # (SR, HR, scale) -> value
 # name -> metric of uint8 RGB (H, W, 3) or gray (H, W) images; NIQE crops `scale` px as PSNR/SSIM do
 METRICS: dict[str, Metric] = {
-    "psnr": lambda sr, hr, scale: psnr(sr, hr, scale),
-    "ssim": lambda sr, hr, scale: ssim(sr, hr, scale),
+    "psnr": psnr,
+    "ssim": ssim,
     "niqe": lambda sr, hr, scale: niqe(sr, crop_border=scale),
     "artifacts": lambda sr, hr, scale: grid_artifacts(sr),
 }

@@ -80,7 +80,10 @@ class Canvas:
         if self.source.grayscale:  # back to one plane: the SR planes of a gray source differ slightly
             gray = rgb_to_gray(sr_core)
             px = gray if self.gray_out else np.repeat(gray[..., None], 3, axis=2)
-        self.image.paste(Image.fromarray(np.ascontiguousarray(px)), (t.core_x * self.scale, t.core_y * self.scale))
+        self._put(self.image, t, px)
+
+    def _put(self, image: Image.Image, t: Tile, px: np.ndarray) -> None:
+        image.paste(Image.fromarray(np.ascontiguousarray(px)), (t.core_x * self.scale, t.core_y * self.scale))
 
     def paste_bicubic(self, stop: threading.Event | None = None) -> None:
         """Fill the canvas with the bicubic upscale of the source (MATLAB imresize), tile by tile."""
@@ -92,6 +95,6 @@ class Canvas:
         if self.alpha is not None:
             plane = Image.new("L", self.image.size)
             for t, c in bicubic_tiles(self.alpha, self.scale, stop):
-                plane.paste(Image.fromarray(np.ascontiguousarray(c)), (t.core_x * self.scale, t.core_y * self.scale))
+                self._put(plane, t, c)
             self.image.putalpha(plane)  # RGB -> RGBA in place: Pillow stores both in 4 bytes a pixel
         return self.image

@@ -147,8 +147,6 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
             img.load()
             try:
                 upright = ImageOps.exif_transpose(img)
-            except ImageError:
-                raise
             except Exception as e:  # struct.error, TypeError, ... from a broken EXIF block
                 raise ImageError(name, f"unreadable EXIF metadata ({_kind(e)}: {e})", CORRUPT) from e
             return _convert(upright, name)

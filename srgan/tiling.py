@@ -67,12 +67,6 @@ def core(sr_window: np.ndarray, t: Tile, scale: int) -> np.ndarray:
     return sr_window[oy:oy + t.core_h * scale, ox:ox + t.core_w * scale]
 
 
-def paste(out: np.ndarray, sr_window: np.ndarray, t: Tile, scale: int) -> None:
-    """Copy the core of one SR window into the (H*s, W*s[, C]) output, in place."""
-    out[t.core_y * scale:(t.core_y + t.core_h) * scale, t.core_x * scale:(t.core_x + t.core_w) * scale] = \
-        core(sr_window, t, scale)
-
-
 def receptive_radius(cfg: ModelConfig) -> int:
     """How far (LR px, rounded up) an output pixel of the generator sees: the pad that makes
     tiled inference exact. Head 9x9 and each 3x3 conv at LR size add 4 and 1; convs after the
