@@ -2,7 +2,7 @@
 
     shard files (pipelines.shards) -> one Ray Data task per file, in a seeded order: its tiles
     -> a dataset shard per worker (`ray.train.get_dataset_shard`)
-    -> the worker's CropStream: shuffled, randomly cropped batches (srgan.crops)
+    -> the worker's CropStream: shuffled, randomly cropped (and degraded) batches (srgan.crops)
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from ray.data._internal.execution.execution_callback import ExecutionCallback  #
 
 from pipelines.cluster import NotOnThisNode
 from pipelines.shards import ShardError, read_manifest, read_shard, shard_uris
-from srgan.crops import CropStream
+from srgan.config import DegradeConfig
+from srgan.crops import CropStream, Prefetched
 
 DATA_CPUS = 0.25  # per Ray Data task that feeds training
 
@@ -65,10 +66,11 @@ def training_tiles(root: str, hr_crop: int, seed: int = 0, split: str = "train")
 
 
 def worker_batches(shard: ray.data.DataIterator, batch_size: int, hr_crop: int, seed: int, rank: int,
-                   position: tuple[int, int] = (0, 0)) -> CropStream:
-    """A worker's crop batches from its dataset shard: each block (a shard file's tiles) shuffled
-    and cropped with the worker's own RNG (srgan.crops.CropStream), pass after pass."""
+                   position: tuple[int, int] = (0, 0), degrade: DegradeConfig | None = None) -> Prefetched:
+    """A worker's crop batches from its dataset shard: each block (a shard file's tiles) shuffled,
+    cropped (and degraded) with the worker's own RNG (srgan.crops.CropStream), pass after pass,
+    drawn ahead of the training step on a thread (srgan.crops.Prefetched)."""
     def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         return ((b["hr"], b["lr"]) for b in shard.iter_batches(batch_size=None, batch_format="numpy"))
 
-    return CropStream(blocks, batch_size, hr_crop, seed, rank, position)
+    return Prefetched(CropStream(blocks, batch_size, hr_crop, seed, rank, position, degrade))

@@ -30,7 +30,7 @@ from pipelines.settings import TrainJob
 from pipelines.train import check_job, check_tiles
 from srgan.checkpoint import load_generator
 from srgan.config import for_device
-from srgan.crops import CropStream, tile_pairs
+from srgan.crops import CropStream, Prefetched, tile_pairs
 from srgan.images import ImageError, find_images, load_image, save_image
 from srgan.trainer import Events, Trainer, fit
 
@@ -62,7 +62,7 @@ class LocalEvents(Events):
     """Metrics to RUN/metrics.jsonl, grids to RUN/val/, checkpoints to RUN/checkpoint_XXXXXXXX
     (the newest `train.keep_checkpoints` kept)."""
 
-    def __init__(self, trainer: Trainer, stream: CropStream, run: Path):
+    def __init__(self, trainer: Trainer, stream: Prefetched, run: Path):
         self.trainer, self.stream, self.run = trainer, stream, run
         self.latest: Path | None = None
 
@@ -110,8 +110,8 @@ def run_local(job: TrainJob) -> dict[str, Any]:
     state = trainer.restore(done[-1]) if done else {}
     if done:
         log.info("resumed at step %d from %s", trainer.step, done[-1])
-    stream = CropStream(lambda: [(hr, lr)], cfg.train.batch_size, cfg.model.hr_crop, cfg.train.seed,
-                        position=tuple(state.get("crop_position", (0, 0))))
+    stream = Prefetched(CropStream(lambda: [(hr, lr)], cfg.train.batch_size, cfg.model.hr_crop, cfg.train.seed,
+                                   position=tuple(state.get("crop_position", (0, 0))), degrade=cfg.degrade))
     start, events = trainer.step, LocalEvents(trainer, stream, run)
     fit(trainer, stream, events, val_dir=job.val)
     return {"step": trainer.step, "start_step": start, "checkpoint": str(events.latest or done[-1])}

@@ -29,7 +29,7 @@ from pipelines.model_uri import checkpoint_folder
 from pipelines.settings import WorkerSetup
 from srgan.checkpoint import load_generator
 from srgan.config import to_dict
-from srgan.crops import CropStream
+from srgan.crops import Prefetched
 from srgan.trainer import Events, Trainer, fit
 
 log = logging.getLogger("srgan.train")
@@ -40,7 +40,7 @@ class RayEvents(Events):
     """Rank 0 logs to MLflow; at a checkpoint every rank reports its own state and rank 0 the
     trainer's (and, at the last step, logs the checkpoint as the run's model and registers it)."""
 
-    def __init__(self, trainer: Trainer, stream: CropStream, setup: WorkerSetup, rank: int, state: dict[str, Any]):
+    def __init__(self, trainer: Trainer, stream: Prefetched, setup: WorkerSetup, rank: int, state: dict[str, Any]):
         self.trainer, self.stream, self.job, self.rank = trainer, stream, setup.job, rank
         self.start_step, self.latest = trainer.step, {}
         self.run_id = state.get("mlflow_run_id")
@@ -111,7 +111,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     state = _resume(trainer, rank)
     tc = job.cfg.train
     stream = worker_batches(ray.train.get_dataset_shard("train"), tc.batch_size // world, job.cfg.model.hr_crop,
-                            tc.seed, rank, tuple(state.get("crop_position", (0, 0))))
+                            tc.seed, rank, tuple(state.get("crop_position", (0, 0))), job.cfg.degrade)
     events = RayEvents(trainer, stream, setup, rank, state)
     fit(trainer, stream, events, val_dir=job.val, chief=rank == 0)
     events.close()

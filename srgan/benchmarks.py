@@ -3,10 +3,13 @@
     <data>/<Set>/HR/<name>.png
     <data>/<Set>/LR_bicubic/X<scale>/<name>.png   (optional: made from HR by the project's bicubic)
 
-Full-reference metrics (PSNR, SSIM) compare SR with HR; no-reference ones (NIQE, grid artifacts)
-score SR alone, and HR beside it (`hr_niqe`, `hr_artifacts`) so a table shows how far from the
-photos a model is. Every metric crops `scale` px from each border except the grid-artifact
-measure, which looks for a pattern the model lays on all its output pixels.
+Full-reference metrics (PSNR, SSIM) compare SR with HR; no-reference ones (NIQE, grid artifacts,
+compression blocks) score SR alone, and HR beside it (`hr_niqe`, `hr_artifacts`, `hr_blocks`) so
+a table shows how far from the photos a model is. Every metric crops `scale` px from each border
+except the grid and block measures, which look for patterns laid on all the output's pixels.
+
+A degraded test set (`degrade`, srgan.degradations) is the same set with its LR images degraded
+by a named, seeded spec before they are upscaled; HR is unchanged.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from srgan.artifacts import grid_artifacts
+from srgan.artifacts import block_artifacts, grid_artifacts
 from srgan.bicubic import imresize
+from srgan.config import PRESETS, DegradeConfig, build
 from srgan.crops import crop_to_multiple
+from srgan.degradations import Spec, degrade, degrade_lr, spec_rng
 from srgan.images import IMAGE_SUFFIXES, UNSUPPORTED, ImageError, decode_image, load_image, read_bytes, save_image
 from srgan.metrics import crop_to_lr, psnr, rgb_to_gray, ssim
 from srgan.niqe import niqe
@@ -35,8 +40,11 @@ METRICS: dict[str, Metric] = {
     "ssim": ssim,
     "niqe": lambda sr, hr, scale: niqe(sr, crop_border=scale),
     "artifacts": lambda sr, hr, scale: grid_artifacts(sr),
+    "blocks": lambda sr, hr, scale: block_artifacts(sr, scale),
 }
-NO_REFERENCE = ("niqe", "artifacts")  # metrics of SR alone: also measured on HR, as hr_<name>
+NO_REFERENCE = ("niqe", "artifacts", "blocks")  # metrics of SR alone: also measured on HR, as hr_<name>
+# `realworld:SEED` test sets: one draw of the `realworld` preset's training pipeline per image
+REALWORLD = build(DegradeConfig, PRESETS["realworld"]["degrade"])
 
 
 def bicubic_upscaler(scale: int) -> Upscaler:
@@ -47,16 +55,23 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def load_pair(hr_path: Path, lr_dir: Path, scale: int) -> tuple[np.ndarray, np.ndarray, bool]:
+def load_pair(hr_path: Path, lr_dir: Path, scale: int, spec: Spec | None = None
+              ) -> tuple[np.ndarray, np.ndarray, bool]:
     """(LR, HR, grayscale): uint8 RGB, HR cropped to scale x LR; LR from `lr_dir` if it has the
-    file, else made from HR by the project's bicubic."""
+    file, else made from HR by the project's bicubic; then degraded by `spec` if given (its ops on
+    that LR; `realworld:SEED` makes LR from HR by the training pipeline instead)."""
     decoded = decode_image(read_bytes(hr_path), str(hr_path))
     hr, lr_file = decoded.rgb, lr_dir / hr_path.name
+    if spec is not None and spec.realworld is not None:
+        hr = crop_to_multiple(hr, scale)
+        return degrade(hr, REALWORLD, scale, spec_rng(spec, hr_path.stem)), hr, decoded.grayscale
     if lr_file.is_file():
         lr = load_image(lr_file)
     else:
         hr = crop_to_multiple(hr, scale)
         lr = imresize(hr, 1 / scale)
+    if spec is not None:
+        lr = degrade_lr(lr, spec, hr_path.stem)
     return lr, crop_to_lr(hr, lr.shape, scale), decoded.grayscale
 
 
@@ -89,23 +104,27 @@ def _score(sr: np.ndarray, hr: np.ndarray, scale: int, metrics: Sequence[str], w
 
 
 def evaluate_set(upscaler: Upscaler | None, set_dir: Path, scale: int, save_dir: Path | None = None,
-                 metrics: Sequence[str] = ("psnr", "ssim")) -> dict:
-    """Mean and per-image `metrics` over one set (see `set_layout`), e.g.
-    {"psnr", "niqe", "hr_niqe", "images", "per_image": {name: {"psnr", "niqe", "hr_niqe"}}}.
+                 metrics: Sequence[str] = ("psnr", "ssim"), spec: Spec | None = None) -> dict:
+    """Mean and per-image `metrics` over one set (see `set_layout`), its LR degraded by `spec` if
+    given, e.g. {"psnr", "niqe", "hr_niqe", "images", "per_image": {name: {"psnr", "niqe", "hr_niqe"}}}.
 
     `upscaler` None scores the HR images themselves (no-reference metrics only). With a model,
     each no-reference metric is also given for HR as hr_<name>. Units: PSNR dB, SSIM [-1, 1],
-    NIQE (lower is better), artifacts grey levels (see srgan.artifacts).
+    NIQE (lower is better), artifacts grey levels, blocks a ratio (see srgan.artifacts).
+    `save_dir` receives the SR images as <name>.png, and with a `spec` the degraded LR as lr/<name>.png.
     """
     check_metrics(metrics, reference=upscaler is not None)
     files, lr_dir = set_layout(set_dir, scale)
     per_image = {}
     for hr_path in tqdm(files, desc=set_dir.name, leave=False, disable=None):
-        lr, hr, grayscale = load_pair(hr_path, lr_dir, scale)
+        lr, hr, grayscale = load_pair(hr_path, lr_dir, scale, spec)
         sr = upscaler(lr) if upscaler is not None else hr
         if save_dir is not None:
             save_dir.mkdir(parents=True, exist_ok=True)
             save_image(save_dir / f"{hr_path.stem}.png", sr)
+            if spec is not None:
+                (save_dir / "lr").mkdir(exist_ok=True)
+                save_image(save_dir / "lr" / f"{hr_path.stem}.png", lr)
         if grayscale:  # a one-channel image is its own Y (see srgan.metrics)
             sr, hr = rgb_to_gray(sr), hr[..., 0]
         try:

@@ -99,10 +99,48 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class DegradeRound:
+    """One round of Real-ESRGAN's degradations (srgan.degradations): blur, resize, noise, JPEG. The
+    defaults are Real-ESRGAN's first round; each range is (low, high), drawn uniformly."""
+
+    blur_prob: float = 1.0
+    kernel_sizes: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 19, 21)
+    # iso, aniso, generalized_iso, generalized_aniso, plateau_iso, plateau_aniso (srgan.degradations.KERNELS)
+    kernel_probs: tuple[float, ...] = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
+    sigma: tuple[float, float] = (0.2, 3.0)  # px of the image the round starts from
+    beta_gaussian: tuple[float, float] = (0.5, 4.0)
+    beta_plateau: tuple[float, float] = (1.0, 2.0)
+    sinc_prob: float = 0.1
+    resize_probs: tuple[float, float, float] = (0.2, 0.7, 0.1)  # up, down, keep
+    resize_range: tuple[float, float] = (0.15, 1.5)  # factor: round 1 of HR's size, round 2 of LR's
+    gaussian_noise_prob: float = 0.5  # else Poisson
+    noise_sigma: tuple[float, float] = (1.0, 30.0)  # grey levels (0-255)
+    poisson_scale: tuple[float, float] = (0.05, 3.0)
+    gray_noise_prob: float = 0.4
+    jpeg_quality: tuple[int, int] = (30, 95)
+
+
+@dataclass(frozen=True)
+class DegradeConfig:
+    """Real-photo degradations of the training crops (srgan.degradations.degrade); off by default:
+    then LR is the MATLAB-bicubic LR of the shards, as in the paper."""
+
+    enabled: bool = False
+    clean_prob: float = 0.0  # share of crops left clean (bicubic LR): keeps the model good on clean inputs
+    first: DegradeRound = field(default_factory=DegradeRound)
+    second: DegradeRound = field(default_factory=lambda: DegradeRound(
+        blur_prob=0.8, sigma=(0.2, 1.5), resize_probs=(0.3, 0.4, 0.3), resize_range=(0.3, 1.2),
+        noise_sigma=(1.0, 25.0), poisson_scale=(0.05, 2.5)))
+    final_sinc_prob: float = 0.8
+    final_jpeg_quality: tuple[int, int] = (30, 95)
+
+
+@dataclass(frozen=True)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    degrade: DegradeConfig = field(default_factory=DegradeConfig)
     srresnet: PhaseConfig = field(default_factory=lambda: PhaseConfig(steps=1_000_000))
     srgan: PhaseConfig = field(default_factory=lambda: PhaseConfig(steps=200_000, milestones=(100_000,)))
 
@@ -118,6 +156,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model": {"norm": "none"},
         "loss": {"pixel": "l1", "content": "mse", "ldl_weight": 1.0, "grid_weight": 30.0},
         "train": {"ema_decay": 0.99, "checkpoint_every": 200, "keep_checkpoints": 3},
+        "srgan": {"steps": 2000, "learning_rate": 1e-4, "milestones": [1400], "gamma": 0.5},
+    },
+    # Real photos (JPEG, noise, blur, resizing): the photoreal recipe on crops degraded by Real-ESRGAN's
+    # pipeline (srgan.degradations), a fifth of them left clean. Phase srresnet fine-tunes the shipped
+    # SRResNet with L1 (the shipped `realworld`); phase srgan trains the GAN from it (`realworld-gan`).
+    "realworld": {
+        "model": {"norm": "none"},
+        "loss": {"pixel": "l1", "content": "mse", "ldl_weight": 1.0, "grid_weight": 30.0},
+        "train": {"ema_decay": 0.99, "checkpoint_every": 200, "keep_checkpoints": 3},
+        "degrade": {"enabled": True, "clean_prob": 0.2},
+        "srresnet": {"steps": 4000, "learning_rate": 1e-4, "milestones": [3000], "gamma": 0.5},
         "srgan": {"steps": 2000, "learning_rate": 1e-4, "milestones": [1400], "gamma": 0.5},
     },
     # A few channels and one block: for tests and smoke runs on a CPU.

@@ -1,5 +1,6 @@
-"""Aligned (HR, LR) training tiles from whole images, random training crops from tiles, and the
-stream of crop batches every training runner draws (`CropStream`).
+"""Aligned (HR, LR) training tiles from whole images, random training crops from tiles, the
+stream of crop batches every training runner draws (`CropStream`, with real-photo degradations
+when the config asks), and that stream drawn ahead on a thread (`Prefetched`).
 
 Geometry: HR is first cropped to a multiple of `scale` (top-left kept) and LR is made from the
 whole HR image, so an HR tile at (y, x) of side T lines up exactly with the LR tile at
@@ -9,11 +10,15 @@ flush with the border so every pixel is covered.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
 from srgan.bicubic import imresize
+from srgan.config import DegradeConfig
+from srgan.degradations import degrade
 
 
 def crop_to_multiple(img: np.ndarray, scale: int) -> np.ndarray:
@@ -81,29 +86,52 @@ def random_crops(hr: np.ndarray, lr: np.ndarray, hr_crop: int, rng: np.random.Ge
     return out_hr, out_lr
 
 
+def degrade_crops(hr: np.ndarray, lr: np.ndarray, cfg: DegradeConfig, key: list[int]) -> np.ndarray:
+    """LR crops for `hr` through the real-photo pipeline (srgan.degradations.degrade): crop i is
+    drawn with an RNG seeded by (*key, i), and kept as its clean `lr` with probability `cfg.clean_prob`.
+
+    Args:
+        hr: uint8 (N, H, W, 3) crops; lr: uint8 (N, H/s, W/s, 3), their clean (bicubic) LR.
+
+    Returns:
+        uint8 (N, H/s, W/s, 3), a new array.
+    """
+    out, scale = lr.copy(), hr.shape[1] // lr.shape[1]
+    for i in range(len(hr)):
+        rng = np.random.default_rng([*key, i])
+        if rng.random() >= cfg.clean_prob:
+            out[i] = degrade(hr[i], cfg, scale, rng)
+    return out
+
+
 class CropStream:
     """Batches of random aligned training crops from blocks of tiles, epoch after epoch.
 
     Each epoch walks the blocks `blocks()` gives, in their order, shuffles each block's tiles and
-    crops them (`random_crops`) with an RNG seeded by (seed, rank, epoch, block index): the stream is
-    a function of those and of the blocks alone. `position` (epoch, batches drawn in it) goes into
-    a checkpoint; a stream started at a saved position goes on with the batch an uninterrupted run
-    would have drawn next, which is what makes a resumed run end with the same weights.
+    crops them (`random_crops`) with an RNG seeded by (seed, rank, epoch, block index), and with
+    `degrade` enabled makes each crop's LR by the real-photo pipeline seeded by those and the
+    crop's index (`degrade_crops`): the stream is a function of those and of the blocks alone.
+    `position` (epoch, batches drawn in it) goes into a checkpoint; a stream started at a saved
+    position goes on with the batch an uninterrupted run would have drawn next, which is what
+    makes a resumed run end with the same weights.
 
     Args:
         blocks: called once per epoch; yields (hr, lr) uint8 tiles (N, T, T, 3), (N, T/s, T/s, 3).
         batch_size, hr_crop: crops per batch and their HR side.
         seed, rank: the run's seed and this worker's rank (each rank draws its own crops).
         position: where to start, (epoch, batches already drawn in it).
+        degrade: the real-photo degradations; None or not enabled: the tiles' own (bicubic) LR.
 
     Yields:
         (lr, hr) uint8 (batch_size, hr_crop/s, hr_crop/s, 3), (batch_size, hr_crop, hr_crop, 3).
     """
 
     def __init__(self, blocks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], batch_size: int,
-                 hr_crop: int, seed: int = 0, rank: int = 0, position: tuple[int, int] = (0, 0)):
+                 hr_crop: int, seed: int = 0, rank: int = 0, position: tuple[int, int] = (0, 0),
+                 degrade: DegradeConfig | None = None):
         self.blocks, self.batch_size, self.hr_crop, self.seed, self.rank = blocks, batch_size, hr_crop, seed, rank
         self.epoch, self.drawn = position
+        self.degrade = degrade if degrade is not None and degrade.enabled else None
 
     @property
     def position(self) -> tuple[int, int]:
@@ -126,9 +154,51 @@ class CropStream:
             rng = np.random.default_rng([self.seed, self.rank, epoch, b])
             order = rng.permutation(len(hr))  # a block holds an image's tiles side by side: mix them
             hr, lr = random_crops(hr[order], lr[order], self.hr_crop, rng)
+            if self.degrade is not None:
+                lr = degrade_crops(hr, lr, self.degrade, [self.seed, self.rank, epoch, b])
             if hr_left is not None:
                 hr, lr = np.concatenate([hr_left, hr]), np.concatenate([lr_left, lr])
             full = len(hr) // self.batch_size * self.batch_size
             for i in range(0, full, self.batch_size):
                 yield lr[i:i + self.batch_size], hr[i:i + self.batch_size]
             hr_left, lr_left = hr[full:], lr[full:]
+
+
+class Prefetched:
+    """A `CropStream` drawn `depth` batches ahead on a thread of its own, so that cropping and
+    degrading overlap the training step (NumPy, SciPy's FFT and Pillow release the GIL for most of
+    their work). The same batches in the same order; `position` is the stream's position after the
+    last batch handed out, what a checkpoint must record (the thread is ahead of it)."""
+
+    def __init__(self, stream: CropStream, depth: int = 2):
+        self.stream, self.depth, self.position = stream, depth, stream.position
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        ready: queue.Queue = queue.Queue(self.depth)
+        stop = threading.Event()
+
+        def draw() -> None:
+            try:
+                for batch in self.stream:
+                    item = (self.stream.position, batch)
+                    while not stop.is_set():
+                        try:
+                            ready.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            pass
+                    if stop.is_set():
+                        return
+            except BaseException as e:  # handed to the consumer, which raises it
+                ready.put((None, e))
+
+        threading.Thread(target=draw, daemon=True, name="crops").start()
+        try:
+            while True:
+                position, batch = ready.get()
+                if position is None:
+                    raise batch
+                self.position = position
+                yield batch
+        finally:
+            stop.set()  # the consumer is done: the thread stops after the batch it is drawing

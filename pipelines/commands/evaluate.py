@@ -1,4 +1,5 @@
-"""`srgan evaluate`: PSNR/SSIM with the paper's protocol, NIQE and grid artifacts over benchmark sets."""
+"""`srgan evaluate`: PSNR/SSIM with the paper's protocol, NIQE, grid artifacts and JPEG blocks over
+benchmark sets, on their own LR or on LR degraded by a named spec (`--degrade`)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,24 @@ from pipelines.commands import ALPHA_HELP, ENGINE_HELP, MODEL_HELP, alpha, check
 from pipelines.settings import ENGINE_NAMES
 from srgan import ASSETS
 from srgan.benchmarks import METRICS, NO_REFERENCE, Upscaler, bicubic_upscaler, check_metrics, evaluate_set
+from srgan.degradations import parse_spec
 
 # result key -> (column title, format); hr_* are the HR images' own no-reference scores
 COLUMNS = {"psnr": ("PSNR (dB)", ".2f"), "ssim": ("SSIM", ".4f"), "niqe": ("NIQE", ".2f"),
-           "artifacts": ("artifacts", ".2f"), "hr_niqe": ("HR NIQE", ".2f"), "hr_artifacts": ("HR artifacts", ".2f")}
+           "artifacts": ("artifacts", ".2f"), "blocks": ("blocks", ".2f"), "hr_niqe": ("HR NIQE", ".2f"),
+           "hr_artifacts": ("HR artifacts", ".2f"), "hr_blocks": ("HR blocks", ".2f")}
+DEGRADE_HELP = ("degrade each set's LR before upscaling, by a named seeded spec (the same bytes every run): "
+                "jpeg:Q (Pillow JPEG, quality 1-100), noise:SIGMA (Gaussian, grey levels), blur:SIGMA "
+                "(Gaussian, LR px), joined by + and applied in order (blur:1.5+jpeg:60); or realworld:SEED, "
+                "one draw of the realworld training pipeline per HR image")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="PSNR/SSIM/NIQE/grid artifacts on Set5/Set14/BSD100 or any folder of HR images",
+    p = sub.add_parser("evaluate", help="PSNR/SSIM/NIQE/grid artifacts/JPEG blocks on Set5/Set14/BSD100 or any "
+                                        "folder of HR images",
                        description="PSNR and SSIM on the Y channel and NIQE, `scale` pixels cropped from each "
-                                   "border; grid artifacts (srgan.artifacts) on the whole image. No-reference "
-                                   "metrics are given for the HR images too (HR NIQE, HR artifacts).")
+                                   "border; grid artifacts and JPEG blocks (srgan.artifacts) on the whole image. "
+                                   "No-reference metrics are given for the HR images too (HR NIQE, ...).")
     p.add_argument("--model", default="default",
                    help="'bicubic', 'hr' (the HR images themselves: NIQE and artifacts only), " + MODEL_HELP)
     p.add_argument("--data", type=Path, default=ASSETS / "benchmarks",
@@ -33,7 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                      f"(default: all; {','.join(NO_REFERENCE)} with --model hr)")
     p.add_argument("--scale", type=int, default=4, help="upscaling factor (default: %(default)s)")
     p.add_argument("--json", type=Path, help="write the results as JSON to this file")
-    p.add_argument("--save-images", type=Path, help="write SR images to DIR/<Set>/<name>.png")
+    p.add_argument("--degrade", metavar="SPEC", help=DEGRADE_HELP)
+    p.add_argument("--save-images", type=Path, help="write SR images to DIR/<Set>/<name>.png (and with --degrade "
+                                                    "the degraded LR to DIR/<Set>/lr/<name>.png)")
     p.add_argument("--per-image", action="store_true", help="print and save per-image figures")
     p.add_argument("--alpha", type=alpha, metavar="A", help=ALPHA_HELP)
     p.add_argument("--engine", default="eager", choices=ENGINE_NAMES, metavar="ENGINE", help=ENGINE_HELP)
@@ -70,11 +80,16 @@ def _upscaler(args: argparse.Namespace) -> tuple[Upscaler | None, str]:
 
 def run(args: argparse.Namespace) -> int:
     metrics = _metrics(args)
+    spec = parse_spec(args.degrade) if args.degrade else None
     upscaler, label = _upscaler(args)
+    if spec is not None:
+        label += f", LR degraded by {spec.text}"
     results = {}
     for name in [s.strip() for s in args.sets.split(",") if s.strip()]:
         save_dir = args.save_images / name if args.save_images else None
-        results[name] = evaluate_set(upscaler, args.data / name, args.scale, save_dir, metrics)
+        results[name] = evaluate_set(upscaler, args.data / name, args.scale, save_dir, metrics, spec)
+        if spec is not None:
+            results[name]["degrade"] = spec.text
     print(format_table(results, label, args.per_image))
     if args.json:
         if not args.per_image:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from srgan.bicubic import imresize
-from srgan.crops import CropStream, random_crops, tile_pairs, tile_starts
+from srgan.config import DegradeConfig
+from srgan.crops import CropStream, Prefetched, random_crops, tile_pairs, tile_starts
 from srgan.metrics import psnr
 
 
@@ -78,3 +79,45 @@ def test_crop_stream_resumes_where_it_stopped():
 def test_crop_stream_without_a_full_batch_is_an_error():
     with pytest.raises(ValueError, match="no batch of 8 crops"):
         next(iter(CropStream(lambda: [tiles(3)], 8, 16)))
+
+
+def test_prefetched_stream_yields_the_plain_streams_batches_and_positions():
+    blocks = [tiles(7, 0), tiles(5, 1), tiles(6, 2)]
+    plain = CropStream(lambda: blocks, 4, 16, seed=1, position=(0, 1))
+    expected = []
+    for batch in plain:
+        expected.append((batch, plain.position))
+        if len(expected) == 9:
+            break
+    ahead = Prefetched(CropStream(lambda: blocks, 4, 16, seed=1, position=(0, 1)), depth=3)
+    assert ahead.position == (0, 1)
+    for ((lr, hr), position), got in zip(expected, ahead):
+        assert np.array_equal(got[0], lr) and np.array_equal(got[1], hr)
+        assert ahead.position == position  # the consumer's position, though the thread is ahead of it
+    resumed = Prefetched(CropStream(lambda: blocks, 4, 16, seed=1, position=expected[4][1]))
+    assert np.array_equal(next(iter(resumed))[1], expected[5][0][1])
+
+
+def test_prefetched_stream_raises_the_streams_error():
+    with pytest.raises(ValueError, match="no batch of 8 crops"):
+        next(iter(Prefetched(CropStream(lambda: [tiles(3)], 8, 16))))
+
+
+def test_degraded_stream_is_seeded_by_crop_and_resumes_with_the_same_degradations():
+    rng = np.random.default_rng(0)
+    hr = np.stack([smooth_image(rng, 64) for _ in range(6)])
+    blocks = [(hr, np.stack([imresize(h, 0.25) for h in hr]))]
+    cfg = DegradeConfig(enabled=True, clean_prob=0.3)
+
+    def batches(position=(0, 0), n=5):
+        return [b for _, b in zip(range(n), CropStream(lambda: blocks, 4, 32, seed=2, position=position,
+                                                       degrade=cfg))]
+    first, again = batches(), batches()
+    clean = [b for b, _ in zip(CropStream(lambda: blocks, 4, 32, seed=2), range(5))]
+    for (lr, hr_), (lr2, hr2), (clean_lr, clean_hr) in zip(first, again, clean):
+        assert np.array_equal(lr, lr2) and np.array_equal(hr_, hr2)  # the same draws twice
+        assert np.array_equal(hr_, clean_hr) and lr.shape == clean_lr.shape == (4, 8, 8, 3)
+    kept = [np.array_equal(a, b) for (lr, _), (clean_lr, _) in zip(first, clean) for a, b in zip(lr, clean_lr)]
+    assert 0 < sum(kept) < len(kept)  # clean_prob leaves some crops clean, degrades the others
+    resumed = batches((3, 0), 2)  # one batch an epoch (6 tiles): resumed at the fourth
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(first[3:], resumed, strict=True))  # the same LR

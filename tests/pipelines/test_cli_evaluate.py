@@ -32,7 +32,8 @@ def test_bicubic_on_shipped_set5(tmp_path, capsys):
     assert abs(result["psnr"] - 28.42) <= 0.02
     # all four metrics by default, HR's no-reference ones beside them: bicubic blurs (NIQE worse
     # than HR's) and lays no grid pattern
-    assert set(result) == {"psnr", "ssim", "niqe", "artifacts", "hr_niqe", "hr_artifacts", "images"}
+    assert set(result) == {"psnr", "ssim", "niqe", "artifacts", "blocks", "hr_niqe", "hr_artifacts", "hr_blocks",
+                           "images"}
     assert result["niqe"] > result["hr_niqe"] + 1
     assert result["artifacts"] < 0.1 and result["hr_artifacts"] < 0.5
     out = capsys.readouterr().out
@@ -41,13 +42,29 @@ def test_bicubic_on_shipped_set5(tmp_path, capsys):
 
 def test_hr_as_the_model_gives_its_no_reference_metrics(tmp_path):
     hr = _run(tmp_path, "--model", "hr", "--per-image")["Set5"]
-    assert set(hr) == {"niqe", "artifacts", "images", "per_image"}
+    assert set(hr) == {"niqe", "artifacts", "blocks", "images", "per_image"}
     bicubic = _run(tmp_path, "--model", "bicubic", "--metrics", "niqe,artifacts")["Set5"]
     assert hr["niqe"] == pytest.approx(bicubic["hr_niqe"]) and hr["artifacts"] == pytest.approx(bicubic["hr_artifacts"])
     # the protocol: HR cropped to 4 x LR, then 4 px from each border
     files, lr_dir = set_layout(ASSETS / "benchmarks" / "Set5", 4)
     _, baby, _ = load_pair(files[0], lr_dir, 4)
     assert hr["per_image"]["baby"]["niqe"] == pytest.approx(niqe(baby, crop_border=4))
+
+
+def test_degraded_sets_are_the_same_bytes_every_run_and_named_in_the_results(tmp_path, capsys):
+    runs = []
+    for i in range(2):
+        result = _run(tmp_path, "--model", "bicubic", "--degrade", "blur:1.5+jpeg:60", "--save-images",
+                      str(tmp_path / f"run{i}"))["Set5"]
+        runs.append({p.name: p.read_bytes() for p in sorted((tmp_path / f"run{i}" / "Set5" / "lr").glob("*.png"))})
+    assert result["degrade"] == "blur:1.5+jpeg:60" and len(runs[0]) == 5 and runs[0] == runs[1]
+    assert "LR degraded by blur:1.5+jpeg:60" in capsys.readouterr().out
+    clean = _run(tmp_path, "--model", "bicubic")["Set5"]
+    assert result["psnr"] < clean["psnr"] - 2 and result["blocks"] > clean["blocks"]
+    realworld = _run(tmp_path, "--model", "bicubic", "--degrade", "realworld:0", "--metrics", "psnr")["Set5"]
+    assert realworld["psnr"] < clean["psnr"] and realworld["degrade"] == "realworld:0"
+    assert main(["evaluate", "--model", "bicubic", "--degrade", "jpeg:low"]) == 2
+    assert "--degrade jpeg:low" in capsys.readouterr().err
 
 
 def test_metrics_subset(tmp_path, capsys):
@@ -120,8 +137,8 @@ def test_evaluate_metrics_import_neither_ray_nor_mlflow_nor_torchvision():
 @pytest.mark.parametrize("args, message", [
     (["--model", "/no/such/ckpt"], "no such checkpoint"),
     (["--sets", "Set99"], "Set99: no such folder"),
-    (["--metrics", "psnr,lpips"], "unknown metric(s) lpips; choose from psnr, ssim, niqe, artifacts"),
-    (["--model", "hr", "--metrics", "ssim"], "only niqe, artifacts apply"),
+    (["--metrics", "psnr,lpips"], "unknown metric(s) lpips; choose from psnr, ssim, niqe, artifacts, blocks"),
+    (["--model", "hr", "--metrics", "ssim"], "only niqe, artifacts, blocks apply"),
 ])
 def test_bad_arguments_are_one_line_errors(args, message, capsys):
     assert main(["evaluate", *args]) == 2
