@@ -16,7 +16,7 @@ import pyarrow.fs as pafs
 import torch
 
 from pipelines import storage
-from srgan import SHIPPED_MODELS
+from srgan import SHIPPED_MODELS, dial_pair
 from srgan.checkpoint import CheckpointError, load_generator, load_interpolated, read_meta
 from srgan.engines import Engine
 from srgan.inference import open_engine
@@ -67,14 +67,16 @@ def load_engine(spec: str, engine: str = "auto", tracking_uri: str | None = None
 
     A folder written by `srgan export` is a checkpoint folder that also holds its exported graph:
     asked for that engine (or `auto`, where it is auto's choice), it runs the graph as exported.
-    `alpha` runs the shipped pair interpolated instead (srgan.checkpoint.load_interpolated): 0 the
-    SRResNet, 1 the SRGAN.
+    `alpha` runs the shipped pair of `spec` interpolated instead (srgan.checkpoint.load_interpolated):
+    0 its PSNR model, 1 its GAN.
     """
     if alpha is not None:
-        g = load_interpolated(alpha)
-        source = {"model": f"default and srgan interpolated, alpha {alpha:g}", "model_config": read_meta(
-            SHIPPED_MODELS["default"])["model"]}
-        return open_engine(engine, _on_device(g), source=source)
+        pair = dial_pair(spec)
+        if pair is None:
+            raise CheckpointError(f"alpha interpolates a shipped pair; {spec} is not in one")
+        source = {"model": f"{' and '.join(pair)} interpolated, alpha {alpha:g}",
+                  "model_config": read_meta(SHIPPED_MODELS[pair[0]])["model"]}
+        return open_engine(engine, _on_device(load_interpolated(alpha, pair)), source=source)
     folder = checkpoint_folder(spec, tracking_uri)
     source = {"model": portable(spec), "model_config": read_meta(folder)["model"]}
     return open_engine(engine, _on_device(load_generator(folder)), exported=folder, source=source)

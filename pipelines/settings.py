@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipelines import UsageError
+from srgan import SHIPPED_MODELS
 from srgan.config import Config, build
 from srgan.images import DEFAULT_MAX_PIXELS
 
@@ -89,6 +90,8 @@ class ServeSettings:
     """
 
     model: str = "default"  # "default", "srgan", a checkpoint folder/URI, or models:/NAME@ALIAS
+    # shipped models a request may name instead (`model=`), each loaded by every Upscaler replica
+    models: tuple[str, ...] = tuple(SHIPPED_MODELS)
     tile: int = 128  # LR px per tile core
     pad: int = 24  # LR px of context around each core
     engine: str = "auto"  # one of ENGINE_NAMES (srgan.engines); auto: openvino-int8 on CPU, eager-fp16 on CUDA
@@ -106,6 +109,10 @@ class ServeSettings:
     def __post_init__(self) -> None:
         if self.engine not in ENGINE_NAMES:
             raise UsageError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINE_NAMES)}")
+        unknown = [m for m in self.models if m not in SHIPPED_MODELS]
+        if unknown:
+            raise UsageError(f"models {', '.join(unknown)}: a request may only name shipped models "
+                             f"({', '.join(SHIPPED_MODELS)})")
 
     @classmethod
     def from_args(cls, args: dict[str, Any]) -> ServeSettings:

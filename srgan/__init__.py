@@ -11,6 +11,14 @@ ASSETS = Path(__file__).parent / "assets"  # data shipped with the package (Set5
 DEFAULT_MODEL = ASSETS / "model"  # the trained SRResNet shipped with the package (see its MODEL_CARD.md)
 # Models a user names by word: `--model default` (SRResNet, the PSNR model) or `--model srgan`.
 SHIPPED_MODELS = {"default": DEFAULT_MODEL, "srgan": ASSETS / "model-srgan"}
+# The perception-distortion pairs: (the PSNR model, the GAN trained from it). `alpha` dials between
+# the two of a pair, weight by weight (srgan.checkpoint.load_interpolated): 0 the first, 1 the second.
+DIAL_PAIRS = (("default", "srgan"),)
+
+
+def dial_pair(model: str) -> tuple[str, str] | None:
+    """The shipped pair `model` belongs to, or None (alpha does not apply to it)."""
+    return next((pair for pair in DIAL_PAIRS if model in pair), None)
 
 
 class UserError(ValueError):

@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from srgan import SHIPPED_MODELS, UserError
+from srgan import DIAL_PAIRS, SHIPPED_MODELS, UserError
 from srgan.config import Config, ConfigError, ModelConfig, from_dict, read_document, to_dict
 from srgan.models import Generator, discriminator
 
@@ -104,10 +104,10 @@ def interpolate(g0: Generator, g1: Generator, alpha: float) -> Generator:
     return g.eval()
 
 
-def load_interpolated(alpha: float) -> Generator:
-    """The perception-distortion dial: the shipped SRResNet (alpha 0: fidelity) and SRGAN (alpha 1:
-    texture) interpolated, as `interpolate`."""
-    return interpolate(load_generator(SHIPPED_MODELS["default"]), load_generator(SHIPPED_MODELS["srgan"]), alpha)
+def load_interpolated(alpha: float, pair: tuple[str, str] = DIAL_PAIRS[0]) -> Generator:
+    """The perception-distortion dial: a shipped pair (srgan.DIAL_PAIRS), its PSNR model (alpha 0:
+    fidelity) and its GAN (alpha 1: texture), interpolated as `interpolate`."""
+    return interpolate(load_generator(SHIPPED_MODELS[pair[0]]), load_generator(SHIPPED_MODELS[pair[1]]), alpha)
 
 
 def load_discriminator(folder: str | Path) -> nn.Module:

@@ -9,16 +9,16 @@ and a plain `srgan upscale` start fast.
 import argparse
 
 from pipelines import UsageError
-from srgan import SHIPPED_MODELS
+from srgan import DIAL_PAIRS, dial_pair
 
-MODEL_HELP = ("'default' (shipped SRResNet), 'srgan' (shipped SRGAN), a checkpoint folder or URI, or "
-              "models:/NAME@ALIAS (default: %(default)s)")
+MODEL_HELP = ("a shipped model by name: 'default' (SRResNet) or 'srgan' (SRGAN) for clean bicubic LR; or a "
+              "checkpoint folder or URI, or models:/NAME@ALIAS (default: %(default)s)")
 ENGINE_HELP = ("inference engine (srgan.engines): auto (the fastest within 0.05 dB of fp32: openvino-int8 on CPU, "
                "eager-fp16 on CUDA), eager (PyTorch fp32, the reference), eager-bf16, eager-fp16 (CUDA), onnx, "
                "openvino, openvino-bf16, openvino-int8; a runtime engine is exported once into ~/.cache/srgan "
                "($SRGAN_CACHE), or read from a --model folder written by `srgan export` (default: %(default)s)")
-ALPHA_HELP = ("perception-distortion dial: the shipped SRResNet (0, fidelity) and SRGAN (1, texture) "
-              "interpolated weight by weight, with --model default or srgan")
+ALPHA_HELP = ("perception-distortion dial: the --model's shipped pair, its PSNR model (0, fidelity) and its GAN "
+              "(1, texture), interpolated weight by weight: default and srgan")
 
 
 def alpha(text: str) -> float:
@@ -33,6 +33,7 @@ def alpha(text: str) -> float:
 
 
 def check_alpha(model: str, alpha: float | None) -> None:
-    """--alpha applies to the shipped pair only."""
-    if alpha is not None and model not in SHIPPED_MODELS:
-        raise UsageError(f"--alpha interpolates the shipped SRResNet and SRGAN; it does not apply to --model {model}")
+    """--alpha applies to the shipped pairs only."""
+    if alpha is not None and dial_pair(model) is None:
+        pairs = ", ".join(" and ".join(p) for p in DIAL_PAIRS)
+        raise UsageError(f"--alpha interpolates a shipped pair ({pairs}); it does not apply to --model {model}")

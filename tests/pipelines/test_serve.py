@@ -33,6 +33,7 @@ from helpers import (
     serve_processes,
     strip_png,
 )
+from srgan import SHIPPED_MODELS, dial_pair
 from srgan.checkpoint import save_checkpoint
 from srgan.config import load_config
 from srgan.images import Decoded, decode_image, load_image
@@ -214,6 +215,11 @@ BAD_REQUESTS = [
     ("alpha above one", GOOD, "image/png", "?alpha=1.5", 400, "bad_alpha"),
     ("alpha text", GOOD, "image/png", "?alpha=half", 400, "bad_alpha"),
     ("alpha without the shipped pair", GOOD, "image/png", "?alpha=0.5", 400, "alpha_unavailable"),
+    ("an empty model", GOOD, "image/png", "?model=", 400, "bad_model"),
+    ("unknown model", GOOD, "image/png", "?model=esrgan", 400, "bad_model"),
+    ("a model path", GOOD, "image/png", "?model=/etc/passwd", 400, "bad_model"),
+    ("a model URI", GOOD, "image/png", "?model=models:/srgan-generator@srgan", 400, "bad_model"),
+    ("a model name in another case", GOOD, "image/png", "?model=SRGAN", 400, "bad_model"),
     ("unknown parameter", GOOD, "image/png", "?scale=8", 400, "unknown_parameter"),
     ("repeated parameter", GOOD, "image/png", "?format=png&format=jpeg", 400, "repeated_parameter"),
     ("multipart without file", b"--XX\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nhi\r\n--XX--\r\n",
@@ -225,7 +231,7 @@ BAD_REQUESTS = [
 
 
 def test_every_bad_request_gets_its_4xx_at_once_and_the_server_lives_on(url):
-    assert len(BAD_REQUESTS) >= 30
+    assert len(BAD_REQUESTS) >= 35
     for name, body, ctype, query, status, code in BAD_REQUESTS:
         r = post(url, body, ctype, query, timeout=5)  # a refusal comes before any work: well within 5 s
         assert r.status_code == status, f"{name}: {r.status_code} {r.text[:200]}"
@@ -335,7 +341,32 @@ def test_alpha_dials_the_shipped_pair_and_each_alpha_batches_apart(shipped_url):
     dial_ends = [decode_image(answers[i].content).rgb.astype(int) for i in (1, 3)]
     assert np.abs(dial_ends[0] - dial_ends[1]).mean() > 1  # 0 and 1 are two different models
     ready = httpx.get(f"{shipped_url}/readyz", timeout=10).json()
-    assert ready["alpha"] is True and ready["model"] == "default"
+    assert ready["alpha"] is True and ready["model"] == "default" and ready["pair"] == ["default", "srgan"]
+    assert ready["models"] == {name: list(pair) for name, pair in
+                               ((m, dial_pair(m)) for m in SHIPPED_MODELS)}
+
+
+def test_model_picks_a_shipped_generator_and_requests_of_each_model_batch_together(url, model):
+    """The tiny app offers the shipped models too: each answer is its own model's, though the
+    requests of three models come at once (the Upscaler batches per model and shape)."""
+    from srgan.checkpoint import load_generator, load_interpolated
+    from srgan.engines import EagerEngine
+
+    g, _, pad = model
+    image = Decoded(load_image(BIRD), None, False)
+
+    def offline(generator) -> np.ndarray:  # the app's tiling: pad is the tiny model's radius, not theirs
+        return np.asarray(upscale_image(generator, image, TILE, pad))
+    expected = {None: offline(g), **{m: offline(load_generator(SHIPPED_MODELS[m])) for m in ("default", "srgan")}}
+    picks = [None, "default", "srgan"] * 3
+    with concurrent.futures.ThreadPoolExecutor(len(picks)) as pool:
+        answers = list(pool.map(lambda m: post(url, BIRD.read_bytes(), query=f"?model={m}" if m else ""), picks))
+    for m, r in zip(picks, answers):
+        diff = np.abs(pixels(r).astype(int) - expected[m].astype(int))
+        assert diff.max() <= 2 and diff.mean() < 0.05, (m, diff.max(), diff.mean())
+    r = post(url, BIRD.read_bytes(), query="?model=srgan&alpha=0")  # alpha dials the named model's pair
+    dialled = offline(EagerEngine(load_interpolated(0.0, ("default", "srgan")), "bf16"))
+    assert np.abs(pixels(r).astype(int) - dialled.astype(int)).mean() < 0.05
 
 
 @contextlib.contextmanager
@@ -382,6 +413,12 @@ def test_the_pages_dial_upscales_again_at_the_chosen_alpha(shipped_url):
         page.wait_for_function("document.getElementById('status').textContent.endsWith('alpha 0.75.')",
                                timeout=60_000)  # "Done: ..., alpha 0.75."
         assert page.get_attribute("#sr", "src") != first and page.inner_text("#alpha-value") == "0.75"
+        assert page.is_visible("#picker") and page.input_value("#model") == ""  # the served model
+        with page.expect_request(lambda r: "model=srgan" in r.url and "alpha" not in r.url):
+            page.select_option("#model", "srgan")
+        page.wait_for_function("document.getElementById('status').textContent.endsWith('by srgan.')",
+                               timeout=60_000)
+        assert page.input_value("#alpha") == "1" and "srgan (1)" in page.inner_text("#pair-label")
 
 
 # ---------------------------------------------------------------- overload
