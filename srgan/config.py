@@ -103,6 +103,7 @@ class DegradeRound:
     """One round of Real-ESRGAN's degradations (srgan.degradations): blur, resize, noise, JPEG. The
     defaults are Real-ESRGAN's first round; each range is (low, high), drawn uniformly."""
 
+    prob: float = 1.0  # that the round happens at all (Real-ESRGAN: always)
     blur_prob: float = 1.0
     kernel_sizes: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 19, 21)
     # iso, aniso, generalized_iso, generalized_aniso, plateau_iso, plateau_aniso (srgan.degradations.KERNELS)
@@ -113,10 +114,12 @@ class DegradeRound:
     sinc_prob: float = 0.1
     resize_probs: tuple[float, float, float] = (0.2, 0.7, 0.1)  # up, down, keep
     resize_range: tuple[float, float] = (0.15, 1.5)  # factor: round 1 of HR's size, round 2 of LR's
+    noise_prob: float = 1.0
     gaussian_noise_prob: float = 0.5  # else Poisson
     noise_sigma: tuple[float, float] = (1.0, 30.0)  # grey levels (0-255)
     poisson_scale: tuple[float, float] = (0.05, 3.0)
     gray_noise_prob: float = 0.4
+    jpeg_prob: float = 1.0
     jpeg_quality: tuple[int, int] = (30, 95)
 
 
@@ -132,6 +135,7 @@ class DegradeConfig:
         blur_prob=0.8, sigma=(0.2, 1.5), resize_probs=(0.3, 0.4, 0.3), resize_range=(0.3, 1.2),
         noise_sigma=(1.0, 25.0), poisson_scale=(0.05, 2.5)))
     final_sinc_prob: float = 0.8
+    final_jpeg_prob: float = 1.0
     final_jpeg_quality: tuple[int, int] = (30, 95)
 
 

@@ -6,7 +6,8 @@ The training pipeline, from one HR crop to its LR (`degrade`), every draw from t
     HR crop, float32 (H, W, 3) in [0, 1]
       round 1   blur (kernel1) -> resize (up / down / keep; area, bilinear or bicubic)
                 -> noise (Gaussian or Poisson; colour or grey) -> JPEG
-      round 2   blur (kernel2, with a probability) -> resize (relative to the LR size) -> noise -> JPEG
+      round 2   blur (kernel2) -> resize (relative to the LR size) -> noise -> JPEG
+                (each round, and each step of it but the resize, with a probability of the config)
       final     in random order: [resize to H/s x W/s, sinc filter (with a probability)] and [JPEG]
     LR, uint8 (H/s, W/s, 3)
 
@@ -182,10 +183,16 @@ def _random_resize(img: np.ndarray, r: DegradeRound, base: tuple[int, int], rng:
 
 
 def _round(img: np.ndarray, r: DegradeRound, base: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    if rng.random() >= r.prob:
+        return img
     if rng.random() < r.blur_prob:
         img = blur(img, random_kernel(rng, r))
-    img = _noise(_random_resize(img, r, base, rng), r, rng)
-    return jpeg(np.clip(img, 0, 1), int(rng.integers(*r.jpeg_quality, endpoint=True)))
+    img = _random_resize(img, r, base, rng)
+    if rng.random() < r.noise_prob:
+        img = _noise(img, r, rng)
+    if rng.random() < r.jpeg_prob:
+        img = jpeg(np.clip(img, 0, 1), int(rng.integers(*r.jpeg_quality, endpoint=True)))
+    return img
 
 
 def degrade(hr: np.ndarray, cfg: DegradeConfig, scale: int, rng: np.random.Generator) -> np.ndarray:
@@ -209,6 +216,8 @@ def degrade(hr: np.ndarray, cfg: DegradeConfig, scale: int, rng: np.random.Gener
     def shrink(x: np.ndarray) -> np.ndarray:
         x = resize(x, h, w, mode)
         return blur(x, sinc) if sinc is not None else x
+    if rng.random() >= cfg.final_jpeg_prob:
+        return to_uint8(shrink(img))
     img = jpeg(np.clip(shrink(img), 0, 1), quality) if rng.random() < 0.5 else shrink(jpeg(img, quality))
     return to_uint8(img)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import BENCHMARKS
-from srgan.config import DegradeConfig
+from srgan.config import DegradeConfig, DegradeRound
 from srgan.degradations import (
     SpecError,
     blur,
@@ -143,3 +143,13 @@ def test_degraded_lr_is_the_same_bytes_for_the_same_spec_and_name():
     assert not np.array_equal(a, degrade_lr(lr, spec, "other"))  # each image its own noise
     noise = degrade_lr(lr, parse_spec("noise:10"), "bird").astype(float) - lr
     assert noise.std() == pytest.approx(10, rel=0.1)  # 9.4: rounding to uint8 and clipping at 0 take a little
+
+
+def test_rounds_and_steps_left_out_by_their_probabilities_leave_the_final_resize():
+    hr = load_image(BENCHMARKS / "Set5" / "HR" / "bird.png")[:96, :96]
+    off = DegradeConfig(enabled=True, first=DegradeRound(prob=0.0), second=DegradeRound(prob=0.0),
+                        final_sinc_prob=0.0, final_jpeg_prob=0.0)
+    lr = degrade(hr, off, 4, np.random.default_rng(3))
+    plain = [np.clip(np.round(resize(hr.astype(np.float32) / 255, 24, 24, m) * 255), 0, 255).astype(np.uint8)
+             for m in ("area", "bilinear", "bicubic")]
+    assert any(np.array_equal(lr, p) for p in plain)

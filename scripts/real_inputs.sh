@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The real-input table (issue 20): bicubic, the shipped default / srgan / realworld / realworld-gan,
+# PSNR / SSIM / NIQE / grid artifacts / JPEG blocks on Set5, Set14 and BSD100, for clean LR and
+# the benchmarks' LR degraded by each spec (srgan evaluate --degrade; eager fp32, the reference).
+#
+#   bash scripts/real_inputs.sh [OUT]        (about 25 minutes on 2 cores)
+set -euo pipefail
+OUT=${1:-runs/real-inputs}
+DATA=${SRGAN_DATA:-../shared/data}
+SRGAN=${SRGAN:-.venv/bin/srgan}
+PYTHON=${PYTHON:-.venv/bin/python}
+SPECS=${SPECS:-clean jpeg:75 jpeg:40 noise:10 blur:1.5+jpeg:60 realworld:0}
+MODELS=${MODELS:-bicubic default srgan realworld realworld-gan}
+for spec in $SPECS; do
+  dir="$OUT/${spec//[:+]/_}"
+  mkdir -p "$dir"
+  degrade=(); [ "$spec" = clean ] || degrade=(--degrade "$spec")
+  i=0
+  for model in $MODELS; do
+    json="$dir/$i-$model.json"
+    [ -f "$json" ] || "$SRGAN" evaluate --data "$DATA/benchmarks" --sets Set5,Set14,BSD100 --model "$model" \
+      "${degrade[@]}" --json "$json" >/dev/null
+    i=$((i + 1))
+  done
+  echo "### $spec"
+  "$PYTHON" scripts/results_table.py "$dir"/*.json
+done
