@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The real-input table (issue 20): bicubic, the shipped default / srgan / realworld / realworld-gan,
 # PSNR / SSIM / NIQE / grid artifacts / JPEG blocks on Set5, Set14 and BSD100, for clean LR and
-# the benchmarks' LR degraded by each spec (srgan evaluate --degrade; eager fp32, the reference).
+# the benchmarks' LR degraded by each spec (srgan evaluate --degrade; eager bf16: within 0.01 dB of
+# fp32, README "Inference engines", and 3x faster on this CPU).
 #
-#   bash scripts/real_inputs.sh [OUT]        (about 25 minutes on 2 cores)
+#   bash scripts/real_inputs.sh [OUT]        (about 40 minutes on 2 cores)
 set -euo pipefail
 OUT=${1:-runs/real-inputs}
 DATA=${SRGAN_DATA:-../shared/data}
@@ -19,7 +20,7 @@ for spec in $SPECS; do
   for model in $MODELS; do
     json="$dir/$i-$model.json"
     [ -f "$json" ] || "$SRGAN" evaluate --data "$DATA/benchmarks" --sets Set5,Set14,BSD100 --model "$model" \
-      "${degrade[@]}" --json "$json" >/dev/null
+      --engine eager-bf16 "${degrade[@]}" --json "$json" >/dev/null
     i=$((i + 1))
   done
   echo "### $spec"

@@ -11,8 +11,9 @@ import argparse
 from pipelines import UsageError
 from srgan import DIAL_PAIRS, dial_pair
 
-MODEL_HELP = ("a shipped model by name: 'default' (SRResNet) or 'srgan' (SRGAN) for clean bicubic LR; or a "
-              "checkpoint folder or URI, or models:/NAME@ALIAS (default: %(default)s)")
+MODEL_HELP = ("a shipped model by name: 'default' (SRResNet) or 'srgan' (SRGAN) for clean bicubic LR, "
+              "'realworld' for real photos (JPEG, noise, blur); or a checkpoint folder or "
+              "URI, or models:/NAME@ALIAS (default: %(default)s)")
 ENGINE_HELP = ("inference engine (srgan.engines): auto (the fastest within 0.05 dB of fp32: openvino-int8 on CPU, "
                "eager-fp16 on CUDA), eager (PyTorch fp32, the reference), eager-bf16, eager-fp16 (CUDA), onnx, "
                "openvino, openvino-bf16, openvino-int8; a runtime engine is exported once into ~/.cache/srgan "
