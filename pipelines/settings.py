@@ -89,7 +89,9 @@ class ServeSettings:
     per-replica budgets and the pod limits.
     """
 
-    model: str = "default"  # "default", "srgan", a checkpoint folder/URI, or models:/NAME@ALIAS
+    # a shipped model by name (srgan.SHIPPED_MODELS), a checkpoint folder/URI, or models:/NAME@ALIAS;
+    # `realworld` by default: people upload JPEGs (README, "Real photos")
+    model: str = "realworld"
     # shipped models a request may name instead (`model=`), each loaded by every Upscaler replica
     models: tuple[str, ...] = tuple(SHIPPED_MODELS)
     tile: int = 128  # LR px per tile core

@@ -1,9 +1,12 @@
-"""Comparison crops for the README: bicubic | SRResNet | SRGAN | HR, from the shipped models.
+"""Comparison crops for the README: bicubic | the shipped models | HR.
 
     python scripts/compare_crops.py --data ../shared/data/benchmarks --out docs/images
+    python scripts/compare_crops.py --data ../shared/data/benchmarks --out docs/images \\
+        --models default,srgan,realworld --degrade jpeg:75 --images baby
 
 Each crop is taken at a fixed place in a benchmark image (CROPS below) and shown at 2x with
-nearest-neighbour enlargement, so single pixels stay visible. The LR input is the benchmark's own.
+nearest-neighbour enlargement, so single pixels stay visible. The LR input is the benchmark's own,
+or that degraded by a --degrade spec (srgan evaluate's); the file is then named after the spec.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from srgan import SHIPPED_MODELS
 from srgan.benchmarks import load_pair, set_layout
 from srgan.bicubic import imresize
 from srgan.checkpoint import load_generator
+from srgan.degradations import parse_spec
 from srgan.images import save_image
 from srgan.inference import upscale
 
@@ -29,18 +33,26 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="benchmark folder (<Set>/HR, <Set>/LR_bicubic/X4)")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--models", default="default,srgan", help="shipped models, in panel order (default: %(default)s)")
+    p.add_argument("--degrade", help="degrade the LR first (srgan evaluate --degrade's specs)")
+    p.add_argument("--images", help="comma-separated image names of CROPS (default: all)")
     args = p.parse_args()
-    models = {name: load_generator(SHIPPED_MODELS[name]) for name in ("default", "srgan")}
+    models = [load_generator(SHIPPED_MODELS[name]) for name in args.models.split(",")]
+    spec = parse_spec(args.degrade) if args.degrade else None
+    prefix = f"{args.degrade.replace(':', '').replace('+', '_')}_" if args.degrade else ""
     args.out.mkdir(parents=True, exist_ok=True)
     for set_name, image, top, left, side in CROPS:
+        if args.images and image not in args.images.split(","):
+            continue
         files, lr_dir = set_layout(args.data / set_name, 4)
-        lr, hr, _ = load_pair(next(f for f in files if f.stem == image), lr_dir, 4)
-        panels = [imresize(lr, 4), upscale(models["default"], lr), upscale(models["srgan"], lr), hr]
+        lr, hr, _ = load_pair(next(f for f in files if f.stem == image), lr_dir, 4, spec)
+        panels = [imresize(lr, 4), *(upscale(g, lr) for g in models), hr]
         gap = np.full((side, 4, 3), 255, np.uint8)
         crops = [panel[top:top + side, left:left + side] for panel in panels]
         row = np.concatenate([x for crop in crops for x in (crop, gap)][:-1], axis=1)
-        save_image(args.out / f"{set_name}_{image}.png", row.repeat(2, axis=0).repeat(2, axis=1))
-        print(args.out / f"{set_name}_{image}.png")
+        path = args.out / f"{prefix}{set_name}_{image}.png"
+        save_image(path, row.repeat(2, axis=0).repeat(2, axis=1))
+        print(path)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,7 @@ log = logging.getLogger(__name__)
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the upscaling endpoint (Ray Serve)",
                        description="Serve the generator over HTTP; binds to 127.0.0.1 unless told otherwise.")
-    p.add_argument("--model", default="default",
-                   help=MODEL_HELP)
+    p.add_argument("--model", default=ServeSettings.model, help=MODEL_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     p.add_argument("--config", type=Path, help="a Serve config YAML (as `serve deploy` takes); its first "

@@ -34,7 +34,7 @@ def loaded(tmp_path, *argv: str) -> set[str]:
 def test_upscale_loads_no_ray_mlflow_or_torchvision(tmp_path, shipped_int8):
     image = BENCHMARKS / "Set5" / "LR_bicubic" / "X4" / "bird.png"
     # the default engine (auto: openvino-int8, from the session's cache that shipped_int8 filled)
-    modules = loaded(tmp_path, "upscale", str(image), "-o", str(tmp_path / "out"))
+    modules = loaded(tmp_path, "upscale", str(image), "-o", str(tmp_path / "out"), "--model", "default")
     assert {"torch", "openvino"} <= modules and not modules & HEAVY, modules & HEAVY
     assert (tmp_path / "out" / "bird.png").is_file()
 
