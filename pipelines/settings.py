@@ -85,12 +85,12 @@ class ServeSettings:
     Memory, per Ingress replica: each upscale request reserves its body plus
     `pipelines.serve.request_bytes(pixels)` (decode, canvas, alpha, bicubic work: 100 B per input
     pixel + 20 MB at x4, so 440 MB for a 4 MP upload with a 20 MB body) out of `memory_budget_mb`;
-    a request that does not fit is refused with 503. README "Serve and upscale" has the
+    a request that does not fit is refused with 503. docs/serving.md has the
     per-replica budgets and the pod limits.
     """
 
     # a shipped model by name (srgan.SHIPPED_MODELS), a checkpoint folder/URI, or models:/NAME@ALIAS;
-    # `realworld` by default: people upload JPEGs (README, "Real photos")
+    # `realworld` by default: people upload JPEGs (docs/real-photos.md)
     model: str = "realworld"
     # shipped models a request may name instead (`model=`), each loaded by every Upscaler replica
     models: tuple[str, ...] = tuple(SHIPPED_MODELS)

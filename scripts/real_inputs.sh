@@ -2,7 +2,7 @@
 # The real-input table (issue 20): bicubic, the shipped default / srgan / realworld / realworld-gan,
 # PSNR / SSIM / NIQE / grid artifacts / JPEG blocks on Set5, Set14 and BSD100, for clean LR and
 # the benchmarks' LR degraded by each spec (srgan evaluate --degrade; eager bf16: within 0.01 dB of
-# fp32, README "Inference engines", and 3x faster on this CPU).
+# fp32, docs/engines.md, and 3x faster on this CPU).
 #
 #   bash scripts/real_inputs.sh [OUT]        (about 40 minutes on 2 cores)
 set -euo pipefail

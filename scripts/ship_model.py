@@ -7,7 +7,7 @@ float32 model, and the PSNR it gives is the float32 checkpoint's to within 0.01 
 `srgan evaluate` on Set5, Set14 and BSD100 before shipping). Several checkpoints of one run are
 averaged weight by weight (stochastic weight averaging, Izmailov et al. 2018): for a GAN, whose
 weights circle an optimum from checkpoint to checkpoint, the average keeps the texture and loses
-the phase-to-phase noise (the shipped SRGAN: README, "Photo-realism"). The config is the last one's.
+the phase-to-phase noise (the shipped SRGAN: docs/results.md, "Photo-realism"). The config is the last one's.
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ class Config:
 PRESETS: dict[str, dict[str, Any]] = {
     # The published recipe: 1e6 SRResNet steps at 1e-4; SRGAN 1e5 steps at 1e-4 then 1e5 at 1e-5.
     "paper": {},
-    # Photo-realism without ImageNet weights (the GAN ablation in the README): a BN-free generator,
+    # Photo-realism without ImageNet weights (the GAN ablation in docs/results.md): a BN-free generator,
     # SRResNet on L1; SRGAN-MSE with an EMA generator, LDL and the grid loss against the checkerboard.
     # The shipped `srgan` model is this recipe's srgan phase from the shipped SRResNet, its checkpoints
     # at steps 1,800 and 2,000 averaged (scripts/ship_model.py).
@@ -166,7 +166,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # pipeline (srgan.degradations) with milder ranges than its paper's (each round's noise and JPEG
     # half the time or less, the second round half the time, a fifth of the crops left clean): the
     # paper's ranges cost 1.2 dB on clean LR after 500 steps and gained nothing on JPEG inputs over
-    # the clean-trained SRResNet (README, "Real photos"). Phase srresnet fine-tunes the shipped
+    # the clean-trained SRResNet (docs/real-photos.md). Phase srresnet fine-tunes the shipped
     # SRResNet with L1 (the shipped `realworld`); phase srgan trains the GAN from it (`realworld-gan`).
     "realworld": {
         "model": {"norm": "none"},

@@ -83,8 +83,8 @@ def auto_engine_names(device: torch.device) -> tuple[str, ...]:
     eager fp32 on Set5 for this model (the export card's measurement), else eager fp32.
 
     CPU: openvino-int8, then openvino-bf16: measured on this project's 2-core AVX-512 VM
-    (tests/benchmarks/bench_engines.py and `srgan evaluate` on Set5, Set14, BSD100; README,
-    "Inference engines"). Both shipped generators get int8 (-0.007 and -0.031 dB on Set5); a GAN
+    (tests/benchmarks/bench_engines.py and `srgan evaluate` on Set5, Set14, BSD100;
+    docs/engines.md). Both shipped generators get int8 (-0.007 and -0.031 dB on Set5); a GAN
     generator whose texture int8 costs more (the one shipped before: -0.064 dB) gets bf16. CUDA:
     eager-fp16, unmeasured (no GPU where this was written): tensor cores take fp16 on every CUDA
     GPU, bf16 only from Ampere on.

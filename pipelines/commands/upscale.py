@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Upscale files or folders of images with the generator, tile by tile.")
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders (recursive)")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
-    # realworld: what an upscaler of people's photos meets is JPEG, noise and resizing (README, "Real photos")
+    # realworld: what an upscaler of people's photos meets is JPEG, noise and resizing (docs/real-photos.md)
     p.add_argument("--model", default="realworld", help=MODEL_HELP)
     p.add_argument("--tile", type=int, default=128, help="LR tile side in px (default: %(default)s)")
     p.add_argument("--pad", type=int, default=24, help="LR context around each tile in px (default: %(default)s)")

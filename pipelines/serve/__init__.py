@@ -8,7 +8,7 @@ RayService manifest all use that import path; its `args` are the `ServeSettings`
          model: one of the shipped models the endpoint offers (ServeSettings.models), else the served one;
          alpha: the model's shipped pair interpolated (srgan.DIAL_PAIRS)
     GET  /healthz   alive, at once at any load     GET /readyz   a model replica has answered
-    GET  /          the web page (upload, bicubic | SR slider, download)
+    GET  /          the web page (upload, a model picker, bicubic | SR slider, the alpha dial, download)
 
 Two deployments, so that nothing waits behind inference but inference itself:
 
@@ -27,7 +27,7 @@ Two deployments, so that nothing waits behind inference but inference itself:
   shorter `timeout`) gets 504 and its work is cancelled.
 - Errors are JSON {"error": code, "detail": message}: 4xx for every bad input, 503/504 above.
 - Metrics (`ray.serve.metrics`, exported by Ray's Prometheus endpoint with a `ray_` prefix):
-  listed in README, "Serve and upscale".
+  listed in docs/serving.md.
 
 Request state lives in local variables only: replicas are safe under concurrency.
 

@@ -28,7 +28,7 @@ IMAGES = ("bird", "butterfly", "head")  # 72x72, 64x64, 70x70: three kinds of co
 # (OpenVINO). bf16 keeps 8 bits of mantissa: measured 54.3-56.8 dB (eager-bf16, openvino-bf16; at
 # most 3 levels) on the five Set5 images. int8 rounds the convolutions' inputs to 256 levels per
 # tensor: 49.5-51.4 dB (at most 9 levels). The bounds sit about 3 dB under the lowest measurement
-# (46 dB is an RMS error of 1.3 levels); the benchmark PSNR of each engine is in the README.
+# (46 dB is an RMS error of 1.3 levels); the benchmark PSNR of each engine is in docs/engines.md.
 MIN_FIDELITY_DB = {"eager-bf16": 51.0, "openvino-bf16": 51.0, "openvino-int8": 46.0}
 
 
@@ -92,7 +92,7 @@ def test_auto_is_int8_on_cpu_for_the_shipped_model(shipped, shipped_int8):
 
 
 def test_auto_gives_way_where_an_engine_costs_too_much(tiny, monkeypatch):
-    # (the SRGAN shipped before the photoreal one was such a model: -0.064 dB on Set5 in int8, README)
+    # (the SRGAN shipped before the photoreal one was such a model: -0.064 dB on Set5 in int8, docs/engines.md)
     monkeypatch.setattr("srgan.inference.set5_drop", lambda card: 1.0 if card and "int8" in card["engine"] else 0.0)
     assert open_engine("auto", tiny).name == "openvino-bf16"
     monkeypatch.setattr("srgan.inference.set5_drop", lambda card: 0.0 if card is None else 1.0)
