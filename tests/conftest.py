@@ -54,6 +54,11 @@ def ray_session():
     from pipelines.cluster import LOCAL_RUNTIME_ENV
 
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")  # report() costs ~2 s otherwise
+    # Serve's controller gives its proxy 5 s to come up and 10 s per health check (3 misses and it is
+    # killed): on this 2-core machine with a training run beside the suite, serve.start lost its
+    # proxy that way. The suite tests the app, not Ray's patience: 30 s each.
+    for name in ("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S"):
+        os.environ.setdefault(name, "30")
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
              runtime_env=LOCAL_RUNTIME_ENV)
     ray.data.DataContext.get_current().enable_progress_bars = False
