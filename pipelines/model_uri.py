@@ -1,15 +1,15 @@
 """Where a generator comes from: a model spec on the command line -> a loaded Generator, or the
 inference engine that runs it (srgan.engines).
 
-    default, srgan      the generators shipped in the package (srgan/assets/model, model-srgan)
-    models:/NAME@ALIAS  a model registered in MLflow by `srgan train`
-    s3://.., gs://..    a checkpoint folder on any pyarrow filesystem (file:// too)
-    PATH                a local checkpoint folder
+    default, srgan, realworld   the generators shipped in the package (srgan/assets/model*)
+    models:/NAME@ALIAS          a model registered in MLflow by `srgan train`
+    s3://.., gs://..            a checkpoint folder on any pyarrow filesystem (file:// too)
+    PATH                        a local checkpoint folder
+A model fetched from elsewhere goes to a temporary folder that is removed when the process exits.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -34,7 +34,7 @@ def checkpoint_folder(spec: str, tracking_uri: str | None = None) -> Path:
 
         return tracking.download_checkpoint(spec, tracking_uri)
     if storage.is_uri(spec):
-        local = Path(tempfile.mkdtemp(prefix="srgan-model-"))
+        local = storage.download_folder()
         fs, path = storage.resolve(spec)
         if fs.get_file_info(path).type != pafs.FileType.Directory:
             raise FileNotFoundError(f"--model {spec}: no such checkpoint folder")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pyarrow.fs as pafs
 
@@ -21,6 +25,13 @@ def resolve(path: str) -> tuple[pafs.FileSystem, str]:
 def normalize(path: str) -> str:
     """A URI unchanged; a local path made absolute (Ray tasks may run in another directory)."""
     return path if is_uri(path) else os.path.abspath(path)
+
+
+def download_folder() -> Path:
+    """A fresh local folder for a model fetched from elsewhere, removed when this process exits."""
+    folder = Path(tempfile.mkdtemp(prefix="srgan-model-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def join(base: str, *parts: str) -> str:

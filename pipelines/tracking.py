@@ -8,12 +8,13 @@ Only the driver (experiment set-up) and rank 0 of a training run call into this 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import mlflow
 from mlflow.tracking import MlflowClient
+
+from pipelines import storage
 
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
@@ -84,7 +85,7 @@ def download_checkpoint(model_uri: str, tracking: str | None = None) -> Path:
     """Fetch a registered model (`models:/NAME@ALIAS` or `models:/NAME/VERSION`) and return the
     checkpoint folder inside it."""
     mlflow.set_tracking_uri(tracking_uri(tracking))
-    local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=tempfile.mkdtemp(prefix="srgan-model-")))
+    local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(storage.download_folder())))
     found = list(local.rglob("config.json"))
     if not found:
         raise FileNotFoundError(f"{model_uri}: no srgan checkpoint inside the model's artifacts")

@@ -1,7 +1,10 @@
 """`srgan upscale`: files and folders, offline, existing outputs kept, bad files reported and the
 run goes on, outputs written whole or not at all, colliding outputs refused before any work."""
 
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -92,3 +95,14 @@ def test_inputs_that_would_write_the_same_output_are_refused_before_any_work(tmp
     err = capsys.readouterr().err
     assert "would write the same output" in err and "a.jpg" in err and "a.png" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_fetched_from_a_uri_leaves_no_copy_behind(tmp_path, benchmarks, checkpoint):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    bird = benchmarks / "Set5" / "LR_bicubic" / "X4" / "bird.png"
+    subprocess.run([sys.executable, "-m", "pipelines.cli", "upscale", str(bird), "-o", str(tmp_path / "out"),
+                    "--model", f"file://{checkpoint}", "--engine", "eager"],
+                   env={**os.environ, "TMPDIR": str(scratch)}, check=True, capture_output=True)
+    assert (tmp_path / "out" / "bird.png").is_file()
+    assert not list(scratch.glob("srgan-model-*"))  # the downloaded copy went with the process
