@@ -1,6 +1,8 @@
-"""Every relative link in the README and the docs resolves to a file of the repository."""
+"""Every relative link in the README and the docs resolves to a file of the repository, and every
+#anchor into a Markdown page to one of its headings."""
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -11,10 +13,21 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "clust
 LINK = re.compile(r"\]\(([^)\s]+)\)")  # [text](target) and ![alt](target)
 
 
+def anchors(page: Path) -> set[str]:
+    """The ids GitHub gives a page's headings: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_resolve(doc):
-    targets = [t for t in LINK.findall(doc.read_text()) if not re.match(r"[a-z]+:|#", t)]
-    missing = [t for t in targets if not (doc.parent / t.split("#")[0]).exists()]
+    targets = [t for t in LINK.findall(doc.read_text()) if not re.match(r"[a-z]+:", t)]
+    missing = []
+    for target in targets:
+        path, _, anchor = target.partition("#")
+        page = doc.parent / path if path else doc
+        if not page.exists() or (anchor and page.suffix == ".md" and anchor not in anchors(page)):
+            missing.append(target)
     assert not missing, f"{doc.relative_to(ROOT)}: {missing}"
 
 
