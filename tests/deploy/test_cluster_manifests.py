@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib
+import importlib.metadata
 import importlib.util
 import io
 import json
@@ -52,6 +53,7 @@ LAUNCHER = ROOT / "cluster" / "launcher" / "aws.yaml"
 SERVE_YAML = ROOT / "cluster" / "serve.yaml"
 MLFLOW = ROOT / "infra" / "mlflow"
 IMAGE_WORKDIR = "/home/ray/srgan-ray"  # WORKDIR of infra/Dockerfile
+IMAGE = "ghcr.io/OWNER/srgan-ray:0.1.0"  # the CPU image; the GPU one is IMAGE-gpu
 # Dockerfile -> its build context (the build commands in their headers say the same).
 DOCKERFILES = {ROOT / "infra" / "Dockerfile": ROOT, MLFLOW / "Dockerfile": MLFLOW}
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRDs are 1 MB each: libyaml if present
@@ -170,7 +172,13 @@ def test_all_manifests_use_the_project_image_and_ray_version():
             groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
             for group in groups:
                 for c in group["template"]["spec"]["containers"]:
-                    assert re.fullmatch(r"ghcr\.io/OWNER/srgan-ray:0\.1\.0(-gpu)?", c["image"]), (path.name, c["image"])
+                    assert c["image"] in (IMAGE, IMAGE + "-gpu"), (path.name, c["image"])
+
+
+def test_the_build_script_tags_the_image_the_manifests_run():
+    name = IMAGE.rsplit("/", 1)[1]  # build_image.sh REGISTRY tags REGISTRY/NAME; here ghcr.io/OWNER
+    assert name == f"srgan-ray:{importlib.metadata.version('srgan-ray')}"
+    assert re.search(rf"^NAME={name} ", (ROOT / "infra" / "build_image.sh").read_text(), re.M)
 
 
 # ---------------------------------------------------------------- Serve config
@@ -422,8 +430,8 @@ def test_launcher_validates_against_rays_launcher_schema():
     assert config["head_node_type"] in types
     workers = {k: v for k, v in types.items() if k != config["head_node_type"]}
     assert any("g5" in v["node_config"]["InstanceType"] or v.get("resources", {}).get("GPU") for v in workers.values())
-    assert re.fullmatch(r"ghcr\.io/OWNER/srgan-ray:0\.1\.0", config["docker"]["image"])
-    assert all(re.fullmatch(r"ghcr\.io/OWNER/srgan-ray:0\.1\.0(-gpu)?", v["docker"]["worker_image"])
+    assert config["docker"]["image"] == IMAGE
+    assert all(v["docker"]["worker_image"] in (IMAGE, IMAGE + "-gpu")
                for v in workers.values() if "docker" in v)
 
 
