@@ -3,6 +3,7 @@
 #
 #   bash infra/build_image.sh [REGISTRY]          -> REGISTRY/srgan-ray:0.1.0 (default: localhost)
 #   GPU=1 bash infra/build_image.sh [REGISTRY]    -> REGISTRY/srgan-ray:0.1.0-gpu
+#   TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu bash infra/build_image.sh   (torch from there)
 #   buildah push REGISTRY/srgan-ray:0.1.0         (REGISTRY as in the manifests of cluster/: ghcr.io/OWNER)
 #
 # The CPU image's base is BASE_IMAGE, by default a stand-in made here, because no registry is
@@ -72,7 +73,7 @@ for path in /etc/xdg/pip /opt/wheels /opt/pypi /opt/pypi-more /etc/ssl/certs/ca-
   if [ -e "$path" ]; then volumes+=(--volume "$path:$path:ro"); fi
 done
 build_start=$(date +%s)
-buildah bud --layers --force-rm -f "$ROOT/infra/Dockerfile" --build-arg BASE_IMAGE="$BASE_IMAGE" "${volumes[@]}" \
-  -t "$TAG" "$ROOT"
+buildah bud --layers --force-rm -f "$ROOT/infra/Dockerfile" --build-arg BASE_IMAGE="$BASE_IMAGE" \
+  --build-arg TORCH_INDEX_URL="${TORCH_INDEX_URL:-}" "${volumes[@]}" -t "$TAG" "$ROOT"
 echo "built $TAG in $(( $(date +%s) - build_start )) s; size: $(buildah images --format '{{.Size}}' "$TAG")"
 bash "$ROOT/infra/smoke_test.sh" "$TAG"

@@ -11,19 +11,26 @@ PORT=${PORT:-8765}
 export BUILDAH_ISOLATION=chroot
 BIRD=srgan/assets/benchmarks/Set5/LR_bicubic/X4/bird.png
 ctr=$(buildah from -q "$TAG")
-root=$(buildah mount "$ctr")
-in_container() {  # the pids whose root is this container's (chroot isolation: no pid namespace)
-  for proc in /proc/[0-9]*; do
-    [ "$(readlink "$proc/root" 2> /dev/null)" = "$root" ] && echo "${proc#/proc/}"
-  done
-  return 0
-}
-cleanup() {  # `srgan serve` and the Ray it started inside the container; no other Ray on the host
-  kill $(in_container) 2> /dev/null || true
-  sleep 3
-  kill -9 $(in_container) 2> /dev/null || true
-  buildah umount "$ctr" > /dev/null
+work=$(mktemp -d)  # the serve log and the answer, on the host
+serve_pid=""
+descendants() { local child; for child in $(pgrep -P "$1"); do echo "$child"; descendants "$child"; done; }
+cleanup() {  # `srgan serve` and the Ray it started: every process whose root is the serve container's
+  local pid root="" pids=""  # (chroot isolation has no pid namespace: `ray stop` would stop the host's Ray)
+  if [ -n "$serve_pid" ]; then
+    for pid in $(descendants "$serve_pid"); do  # buildah chroots it into a folder under /var/tmp
+      root=$(readlink "/proc/$pid/root" 2> /dev/null || true)
+      [ -n "$root" ] && [ "$root" != / ] && break
+      root=""
+    done
+    for proc in /proc/[0-9]*; do
+      [ -n "$root" ] && [ "$(readlink "$proc/root" 2> /dev/null)" = "$root" ] && pids="$pids ${proc#/proc/}"
+    done
+    kill $pids "$serve_pid" 2> /dev/null || true
+    sleep 3
+    kill -9 $pids "$serve_pid" 2> /dev/null || true
+  fi
   buildah rm "$ctr" > /dev/null
+  rm -rf "$work"
 }
 trap cleanup EXIT
 run() { buildah run "$ctr" -- "$@"; }
@@ -37,16 +44,16 @@ echo "== srgan upscale"; run srgan upscale "$BIRD" -o /tmp/smoke --overwrite
 echo "== srgan evaluate (the shipped Set5)"; run srgan evaluate --model default --metrics psnr,ssim
 echo "== srgan serve on 127.0.0.1:$PORT"
 start=$(date +%s%N)
-buildah run "$ctr" -- srgan serve --port "$PORT" > /tmp/srgan-smoke-serve.log 2>&1 &
+buildah run "$ctr" -- srgan serve --port "$PORT" > "$work/serve.log" 2>&1 &
 serve_pid=$!
 until curl -fs "http://127.0.0.1:$PORT/readyz" > /dev/null; do
   if ! kill -0 "$serve_pid" 2> /dev/null || [ $(( $(date +%s%N) - start )) -gt 300000000000 ]; then
-    tail -30 /tmp/srgan-smoke-serve.log; echo "srgan serve did not get ready in 300 s"; exit 1
+    tail -30 "$work/serve.log"; echo "srgan serve did not get ready in 300 s"; exit 1
   fi
   sleep 0.5
 done
 echo "healthy (readyz) after $(( ($(date +%s%N) - start) / 1000000 )) ms; /healthz: $(curl -fs "http://127.0.0.1:$PORT/healthz")"
 run cat "$BIRD" | curl -fs --data-binary @- -H 'content-type: image/png' \
-  "http://127.0.0.1:$PORT/v1/upscale?format=png" -o /tmp/srgan-smoke-x4.png
-python3 -c "import struct; d = open('/tmp/srgan-smoke-x4.png', 'rb').read(24); print('POST /v1/upscale: %dx%d PNG' % struct.unpack('>II', d[16:24]))"
+  "http://127.0.0.1:$PORT/v1/upscale?format=png" -o "$work/x4.png"
+python3 -c "import struct; d = open('$work/x4.png', 'rb').read(24); print('POST /v1/upscale: %dx%d PNG' % struct.unpack('>II', d[16:24]))"
 echo "smoke test passed"
