@@ -100,7 +100,10 @@ def _auth_headers() -> dict:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(ray_session, tmp_path_factory):
+    # ray_session: this process learns from its ray.init that token auth is on; without it Ray's
+    # get_auth_headers_if_auth_enabled sends no token and the dashboard answers 401 (this module
+    # first in a shuffled run: the head never looked alive).
     c = Cluster(tmp_path_factory.mktemp("cluster"))
     try:
         c.start("head", head=True)
