@@ -22,7 +22,7 @@ from pipelines.model_uri import checkpoint_folder, portable
 from pipelines.settings import TrainJob, WorkerSetup
 from srgan.benchmarks import set_layout
 from srgan.checkpoint import CheckpointError, model_config
-from srgan.config import Config, ConfigError, for_device
+from srgan.config import Config, ConfigError
 from srgan.losses import vgg_weights_path
 
 if TYPE_CHECKING:
@@ -94,12 +94,12 @@ def _cpus_per_worker(job: TrainJob) -> float:
 
 
 def resolved(job: TrainJob) -> TrainJob:
-    """The job as another process or node needs it: config decided for the device, absolute local
-    paths, the tracking URI made explicit."""
+    """The job as another process or node needs it: absolute local paths, the tracking URI made
+    explicit (what the config leaves to the device, each worker decides for its own: srgan.trainer)."""
     from pipelines import tracking
 
     return dataclasses.replace(
-        job, cfg=for_device(job.cfg, job.gpu), data=storage.normalize(job.data), storage=storage.normalize(job.storage),
+        job, data=storage.normalize(job.data), storage=storage.normalize(job.storage),
         init=portable(job.init) if job.init else None, val=str(Path(job.val).resolve()) if job.val else None,
         tracking_uri=tracking.tracking_uri(job.tracking_uri))
 

@@ -29,7 +29,6 @@ from pipelines.model_uri import checkpoint_folder
 from pipelines.settings import TrainJob
 from pipelines.train import check_job, check_tiles
 from srgan.checkpoint import load_generator
-from srgan.config import for_device
 from srgan.crops import CropStream, Prefetched, tile_pairs
 from srgan.images import ImageError, find_images, load_image, save_image
 from srgan.trainer import Events, Trainer, fit
@@ -98,7 +97,7 @@ def run_local(job: TrainJob) -> dict[str, Any]:
     if job.workers != 1:
         raise UsageError(f"--local trains in this one process; --workers {job.workers} needs Ray (drop --local)")
     check_job(job)
-    cfg = for_device(job.cfg, job.gpu)
+    cfg = job.cfg
     hr, lr, tile = load_tiles(job.data, cfg.model.scale)
     check_tiles(job.data, hr.shape[1] // lr.shape[1], tile, len(hr), cfg)
     device = torch.device("cuda" if job.gpu else "cpu")

@@ -49,7 +49,7 @@ class RayEvents(Events):
                                              self.run_id)
             if not self.start_step:
                 world = ray.train.get_context().get_world_size()
-                tracking.log_params({"phase": self.job.phase, "workers": world, **to_dict(self.job.cfg)})
+                tracking.log_params({"phase": self.job.phase, "workers": world, **to_dict(trainer.cfg)})
 
     def logged(self, step: int, metrics: dict[str, float]) -> None:
         tracking.log_metrics(metrics, step)

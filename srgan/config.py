@@ -83,8 +83,9 @@ class TrainConfig:
     batch_size: int = 16  # global: split evenly across workers
     beta1: float = 0.9
     beta2: float = 0.999
-    # bf16 autocast of convs/matmuls (weights and optimizer stay fp32). None: on for CPU workers (over
-    # 3x faster here), off for GPU workers (slower in bf16 on an H100: tests/benchmarks/bench_step.py).
+    # bf16 autocast of convs/matmuls (weights and optimizer stay fp32). None: decided by each worker
+    # for its device (`for_device`): on for CPUs with native bf16 (3x faster with AMX), off for the
+    # others (15x slower on an AVX2 CPU) and for GPUs (slower on an H100: tests/benchmarks/bench_step.py).
     bf16: bool | None = None
     channels_last: bool = True  # faster on both
     sync_bn: bool = False  # SyncBatchNorm across DDP workers (CUDA only)
@@ -137,6 +138,13 @@ class DegradeConfig:
     final_sinc_prob: float = 0.8
     final_jpeg_prob: float = 1.0
     final_jpeg_quality: tuple[int, int] = (30, 95)
+    # Share of the degraded crops made instead by one round on their clean LR, at LR scale: a photo
+    # downsized by a phone or browser, then blurred, noisy or saved as JPEG, the commonest upload.
+    # The rounds above, working at HR scale and shrinking last, seldom make that case.
+    photo_prob: float = 0.0
+    photo: DegradeRound = field(default_factory=lambda: DegradeRound(
+        blur_prob=0.3, kernel_sizes=(13,), sigma=(0.2, 2.0), resize_probs=(0.0, 0.0, 1.0), noise_prob=0.4,
+        noise_sigma=(1.0, 20.0), poisson_scale=(0.05, 2.0), jpeg_prob=0.8))
 
 
 @dataclass(frozen=True)
@@ -298,11 +306,19 @@ def from_dict(values: dict[str, Any]) -> Config:
     return build(Config, values)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU runs bf16 convolutions natively (oneDNN: AVX-512 or AMX); without, PyTorch
+    emulates them, far slower than float32."""
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def for_device(cfg: Config, gpu: bool) -> Config:
-    """`cfg` with the settings left to the device (None) decided for it."""
+    """`cfg` with the settings left to the device (None) decided for this process's device."""
     if cfg.train.bf16 is not None:
         return cfg
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, bf16=not gpu))
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, bf16=not gpu and cpu_has_bf16()))
 
 
 def load_config(preset: str = "paper", file: str | Path | None = None,

@@ -32,6 +32,7 @@ from srgan.engines import (
     EngineUnavailable,
     as_engine,
     engine_spec,
+    fastest_eager,
     installed_version,
     load_engine,
     read_card,
@@ -141,7 +142,7 @@ def open_engine(name: str, g: nn.Module, *, exported: Path | None = None, cache_
     A runtime engine comes from `exported` (a folder `srgan export` wrote, whose card names this
     engine), else from the cache (`cache_dir`, default `cache_root()`), exported there from `g`
     first. Where its runtime package is missing, logs the pip extra and returns the eager engine
-    of `ENGINES[name].fallback`. `threads` defaults to torch's; `source` describes `g` in a card.
+    of `ENGINES[name].fallback` (or `fastest_eager`). `threads` defaults to torch's; `source` describes `g` in a card.
     """
     if name == "auto":
         return _auto(g, exported, cache_dir, threads, source)
@@ -151,8 +152,9 @@ def open_engine(name: str, g: nn.Module, *, exported: Path | None = None, cache_
     try:
         return _runtime_engine(name, g, exported, cache_dir, threads, source)
     except EngineUnavailable as e:
-        log.warning("engine %s: %s; running %s instead", name, e, spec.fallback)
-        return EagerEngine(g, ENGINES[spec.fallback].precision)
+        fallback = spec.fallback or fastest_eager(next(g.parameters()).device)
+        log.warning("engine %s: %s; running %s instead", name, e, fallback)
+        return EagerEngine(g, ENGINES[fallback].precision)
 
 
 def set5_drop(card: dict[str, Any] | None) -> float:

@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from srgan.benchmarks import comparison_grid, evaluate_set, load_pair, set_layout
 from srgan.checkpoint import D_WEIGHTS, G_TRAIN_WEIGHTS, G_WEIGHTS, load_training_state, save_checkpoint
-from srgan.config import PHASES, Config, learning_rate_at
+from srgan.config import PHASES, Config, for_device, learning_rate_at
 from srgan.engines import EagerEngine
 from srgan.inference import autocast, upscale
 from srgan.losses import (
@@ -70,7 +70,7 @@ class Trainer:
     """The networks of one phase and how one step changes them.
 
     Args:
-        cfg: the resolved config (`for_device` applied: `train.bf16` is a bool).
+        cfg: the config; what it leaves to the device is decided here for `device` (`for_device`).
         phase: "srresnet" (pixel loss) or "srgan" (content + adversarial, with a discriminator).
         device: where the networks and batches live.
         g_init: generator weights to start from (a state dict), else a fresh generator.
@@ -83,8 +83,9 @@ class Trainer:
                  wrap: Callable[[nn.Module], nn.Module] = lambda m: m):
         if phase not in PHASES:
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
-        self.cfg, self.phase, self.schedule = cfg, phase, getattr(cfg, phase)
-        self.device, self.bf16 = torch.device(device), bool(cfg.train.bf16)
+        self.device = torch.device(device)
+        self.cfg = cfg = for_device(cfg, self.device.type == "cuda")
+        self.phase, self.schedule, self.bf16 = phase, getattr(cfg, phase), cfg.train.bf16
         torch.manual_seed(cfg.train.seed)  # the same fresh weights on every rank and in every runner
         g = Generator(cfg.model)
         if g_init is not None:

@@ -67,8 +67,9 @@ class Upscaler:
 
     def _engine(self, model: str | None, alpha: float | None) -> Any:
         """The engine of `model` (None: the served one), or for an `alpha` its shipped pair
-        interpolated, run eager in bf16 (fp16 on CUDA): exporting an engine per alpha would take
-        seconds to minutes. The last ALPHAS_KEPT dialled generators stay in memory (6 MB each)."""
+        interpolated, run by the device's fastest eager engine (srgan.engines.fastest_eager):
+        exporting an engine per alpha would take seconds to minutes. The last ALPHAS_KEPT dialled
+        generators stay in memory (6 MB each)."""
         if alpha is None:
             return self.engines[model]
         pair = dial_pair(model or self.settings.model)
@@ -76,9 +77,10 @@ class Upscaler:
             import torch
 
             from pipelines.model_uri import load_engine
+            from srgan.engines import fastest_eager
 
-            eager = "eager-fp16" if torch.cuda.is_available() else "eager-bf16"
-            self.dialled[pair, alpha] = load_engine(pair[0], eager, alpha=alpha)
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            self.dialled[pair, alpha] = load_engine(pair[0], fastest_eager(device), alpha=alpha)
             while len(self.dialled) > ALPHAS_KEPT:
                 self.dialled.popitem(last=False)
         self.dialled.move_to_end((pair, alpha))

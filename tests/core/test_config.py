@@ -8,6 +8,7 @@ from srgan.config import (
     Config,
     ConfigError,
     build,
+    cpu_has_bf16,
     for_device,
     from_dict,
     learning_rate_at,
@@ -52,7 +53,7 @@ def test_overrides_are_typed():
 def test_bf16_left_to_the_device_unless_set():
     paper = load_config("paper")
     assert paper.train.bf16 is None
-    assert for_device(paper, gpu=False).train.bf16 is True and for_device(paper, gpu=True).train.bf16 is False
+    assert for_device(paper, gpu=False).train.bf16 is cpu_has_bf16() and for_device(paper, gpu=True).train.bf16 is False
     for value in (True, False):
         cfg = load_config("paper", overrides=[f"train.bf16={value}"])
         assert for_device(cfg, gpu=True).train.bf16 is value and for_device(cfg, gpu=False).train.bf16 is value

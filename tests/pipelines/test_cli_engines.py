@@ -17,7 +17,7 @@ from pipelines.settings import ENGINE_NAMES, ServeSettings
 from srgan import ASSETS, UserError
 from srgan.checkpoint import load_generator, save_checkpoint
 from srgan.config import load_config
-from srgan.engines import ENGINE_CHOICES, EagerEngine, read_card
+from srgan.engines import ENGINE_CHOICES, ENGINES, EagerEngine, fastest_eager, read_card
 from srgan.images import load_image
 from srgan.models import Generator
 
@@ -59,8 +59,9 @@ def test_upscale_falls_back_to_eager_without_the_runtime(tmp_path, checkpoint, m
     with caplog.at_level(logging.WARNING):
         assert main(["upscale", str(BIRD), "-o", str(tmp_path / "out"), "--model", checkpoint,
                      "--engine", "openvino-int8"]) == 0
-    assert "pip install 'srgan-ray[openvino]'" in caplog.text and "running eager-bf16 instead" in caplog.text
-    expected = EagerEngine(load_generator(checkpoint), "bf16")([load_image(BIRD)])[0]
+    fallback = fastest_eager(torch.device("cpu"))
+    assert "pip install 'srgan-ray[openvino]'" in caplog.text and f"running {fallback} instead" in caplog.text
+    expected = EagerEngine(load_generator(checkpoint), ENGINES[fallback].precision)([load_image(BIRD)])[0]
     assert np.array_equal(load_image(tmp_path / "out" / "bird.png"), expected)
 
 
