@@ -18,7 +18,7 @@ import numpy as np
 
 from srgan.bicubic import imresize
 from srgan.config import DegradeConfig
-from srgan.degradations import degrade
+from srgan.degradations import degrade, photo_round
 
 
 def crop_to_multiple(img: np.ndarray, scale: int) -> np.ndarray:
@@ -88,7 +88,8 @@ def random_crops(hr: np.ndarray, lr: np.ndarray, hr_crop: int, rng: np.random.Ge
 
 def degrade_crops(hr: np.ndarray, lr: np.ndarray, cfg: DegradeConfig, key: list[int]) -> np.ndarray:
     """LR crops for `hr` through the real-photo pipeline (srgan.degradations.degrade): crop i is
-    drawn with an RNG seeded by (*key, i), and kept as its clean `lr` with probability `cfg.clean_prob`.
+    drawn with an RNG seeded by (*key, i), kept as its clean `lr` with probability `cfg.clean_prob`,
+    else made from that `lr` by one round of `cfg.photo` with probability `cfg.photo_prob`.
 
     Args:
         hr: uint8 (N, H, W, 3) crops; lr: uint8 (N, H/s, W/s, 3), their clean (bicubic) LR.
@@ -99,7 +100,11 @@ def degrade_crops(hr: np.ndarray, lr: np.ndarray, cfg: DegradeConfig, key: list[
     out, scale = lr.copy(), hr.shape[1] // lr.shape[1]
     for i in range(len(hr)):
         rng = np.random.default_rng([*key, i])
-        if rng.random() >= cfg.clean_prob:
+        if rng.random() < cfg.clean_prob:
+            continue
+        if rng.random() < cfg.photo_prob:
+            out[i] = photo_round(lr[i], cfg.photo, rng)
+        else:
             out[i] = degrade(hr[i], cfg, scale, rng)
     return out
 

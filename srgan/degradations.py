@@ -222,6 +222,13 @@ def degrade(hr: np.ndarray, cfg: DegradeConfig, scale: int, rng: np.random.Gener
     return to_uint8(img)
 
 
+def photo_round(lr: np.ndarray, r: DegradeRound, rng: np.random.Generator) -> np.ndarray:
+    """One round of `r` on a clean uint8 LR (h, w, 3) at its own scale (blur sigmas in LR px;
+    `r.resize_probs` should keep the size): the LR of a downsized photo, then blurred, noisy or saved
+    as JPEG. uint8 (h, w, 3)."""
+    return to_uint8(_round(lr.astype(np.float32) / 255, r, lr.shape[:2], rng))
+
+
 # ---------------------------------------------------------------- degraded test sets
 
 class SpecError(UserError):

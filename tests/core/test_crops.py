@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from srgan.bicubic import imresize
-from srgan.config import DegradeConfig
-from srgan.crops import CropStream, Prefetched, random_crops, tile_pairs, tile_starts
+from srgan.config import DegradeConfig, DegradeRound
+from srgan.crops import CropStream, Prefetched, degrade_crops, random_crops, tile_pairs, tile_starts
+from srgan.degradations import jpeg, to_uint8
 from srgan.metrics import psnr
 
 
@@ -107,7 +108,7 @@ def test_degraded_stream_is_seeded_by_crop_and_resumes_with_the_same_degradation
     rng = np.random.default_rng(0)
     hr = np.stack([smooth_image(rng, 64) for _ in range(6)])
     blocks = [(hr, np.stack([imresize(h, 0.25) for h in hr]))]
-    cfg = DegradeConfig(enabled=True, clean_prob=0.3)
+    cfg = DegradeConfig(enabled=True, clean_prob=0.3, photo_prob=0.5)
 
     def batches(position=(0, 0), n=5):
         return [b for _, b in zip(range(n), CropStream(lambda: blocks, 4, 32, seed=2, position=position,
@@ -121,3 +122,12 @@ def test_degraded_stream_is_seeded_by_crop_and_resumes_with_the_same_degradation
     assert 0 < sum(kept) < len(kept)  # clean_prob leaves some crops clean, degrades the others
     resumed = batches((3, 0), 2)  # one batch an epoch (6 tiles): resumed at the fourth
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(first[3:], resumed, strict=True))  # the same LR
+
+
+def test_photo_crops_are_their_clean_lr_through_the_photo_round():
+    rng = np.random.default_rng(1)
+    hr = np.stack([smooth_image(rng, 64) for _ in range(4)])
+    lr = np.stack([imresize(h, 0.25) for h in hr])
+    only_jpeg = DegradeRound(blur_prob=0.0, resize_probs=(0.0, 0.0, 1.0), noise_prob=0.0, jpeg_quality=(50, 50))
+    out = degrade_crops(hr, lr, DegradeConfig(enabled=True, photo_prob=1.0, photo=only_jpeg), [0])
+    assert all(np.array_equal(o, to_uint8(jpeg(l.astype(np.float32) / 255, 50))) for o, l in zip(out, lr))

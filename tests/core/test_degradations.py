@@ -17,11 +17,13 @@ from srgan.degradations import (
     generalized_gaussian_kernel,
     jpeg,
     parse_spec,
+    photo_round,
     plateau_kernel,
     poisson_noise,
     random_kernel,
     resize,
     sinc_kernel,
+    to_uint8,
 )
 from srgan.images import load_image
 
@@ -153,3 +155,15 @@ def test_rounds_and_steps_left_out_by_their_probabilities_leave_the_final_resize
     plain = [np.clip(np.round(resize(hr.astype(np.float32) / 255, 24, 24, m) * 255), 0, 255).astype(np.uint8)
              for m in ("area", "bilinear", "bicubic")]
     assert any(np.array_equal(lr, p) for p in plain)
+
+
+def test_the_photo_round_works_on_the_clean_lr_at_its_own_scale():
+    lr = load_image(BENCHMARKS / "Set5" / "LR_bicubic" / "X4" / "bird.png")
+    only_jpeg = DegradeRound(blur_prob=0.0, resize_probs=(0.0, 0.0, 1.0), noise_prob=0.0, jpeg_quality=(60, 60))
+    out = photo_round(lr, only_jpeg, np.random.default_rng(0))
+    assert np.array_equal(out, to_uint8(jpeg(lr.astype(np.float32) / 255, 60)))  # the LR saved as JPEG q60
+    photo = DegradeConfig().photo  # blur in LR px, the size kept
+    outs = [photo_round(lr, photo, np.random.default_rng(seed)) for seed in range(8)]
+    assert all(o.shape == lr.shape and o.dtype == np.uint8 for o in outs)
+    assert len({o.tobytes() for o in outs}) > 4  # drawn anew for each seed...
+    assert np.array_equal(outs[0], photo_round(lr, photo, np.random.default_rng(0)))  # ...the same for the same
