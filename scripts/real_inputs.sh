@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The real-input table (issue 20): bicubic, the shipped default / srgan / realworld / realworld-gan,
 # PSNR / SSIM / NIQE / grid artifacts / JPEG blocks on Set5, Set14 and BSD100, for clean LR and
-# the benchmarks' LR degraded by each spec (srgan evaluate --degrade; eager bf16: within 0.01 dB of
-# fp32, docs/engines.md, and 3x faster on this CPU).
+# the benchmarks' LR degraded by each spec (srgan evaluate --degrade), by the CPU's fastest eager
+# engine (srgan.engines.fastest_eager: bf16, within 0.01 dB of fp32 (docs/engines.md) and 3x faster,
+# where the CPU has it natively; else fp32).
 #
-#   bash scripts/real_inputs.sh [OUT]        (about 40 minutes on 2 cores)
+#   bash scripts/real_inputs.sh [OUT]        (about 40 minutes on 2 cores with AMX)
 set -euo pipefail
 OUT=${1:-runs/real-inputs}
 DATA=${SRGAN_DATA:-../shared/data}
@@ -12,6 +13,7 @@ SRGAN=${SRGAN:-.venv/bin/srgan}
 PYTHON=${PYTHON:-.venv/bin/python}
 SPECS=${SPECS:-clean jpeg:75 jpeg:40 noise:10 blur:1.5+jpeg:60 realworld:0}
 MODELS=${MODELS:-bicubic default srgan realworld realworld-gan}
+ENGINE=${ENGINE:-$("$PYTHON" -c 'import torch; from srgan.engines import fastest_eager; print(fastest_eager(torch.device("cpu")))')}
 for spec in $SPECS; do
   dir="$OUT/${spec//[:+]/_}"
   mkdir -p "$dir"
@@ -20,7 +22,7 @@ for spec in $SPECS; do
   for model in $MODELS; do
     json="$dir/$i-$model.json"
     [ -f "$json" ] || "$SRGAN" evaluate --data "$DATA/benchmarks" --sets Set5,Set14,BSD100 --model "$model" \
-      --engine eager-bf16 "${degrade[@]}" --json "$json" >/dev/null
+      --engine "$ENGINE" "${degrade[@]}" --json "$json" >/dev/null
     i=$((i + 1))
   done
   echo "### $spec"

@@ -60,6 +60,9 @@ class LossConfig:
     # srgan.losses.grid_loss: the residual's pattern locked to the 4 px output grid (the checkerboard
     # of sub-pixel convolutions under a GAN loss), penalised apart from the pixel loss. 0 = off.
     grid_weight: float = 0.0
+    # srgan.losses.block_loss: the residual's steps across the edges of the LR's 8 px JPEG blocks,
+    # upscaled (a GAN sharpens them into a grid of blotches), penalised apart from the pixel loss. 0 = off.
+    block_weight: float = 0.0
     # "torchvision" (its cache), a path to a VGG19 state dict, or "random" (tests only: never a real run)
     vgg_weights: str = "torchvision"
 

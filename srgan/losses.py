@@ -174,6 +174,24 @@ def ldl_loss(sr: torch.Tensor, sr_ema: torch.Tensor, hr: torch.Tensor) -> torch.
     return F.l1_loss(weight * sr, weight * hr)
 
 
+def block_loss(sr: torch.Tensor, hr: torch.Tensor, period: int = 32) -> torch.Tensor:
+    """Mean square of the residual SR - HR's steps across the lines every `period` px from the
+    top-left: the edges of a JPEG's 8 px blocks in an LR crop, upscaled (8 x scale).
+
+    A JPEG codes its 8x8 blocks apart, and at low quality each block edge is a small step. A GAN
+    takes the steps for detail and sharpens them (srgan.artifacts.block_artifacts measures it); the
+    pixel loss penalises a step there no more than anywhere, so the adversarial gradient wins. HR has
+    no steps there but its own, which cancel in the residual. (B, C, H, W) -> scalar: a step of `a`
+    across every edge gives a^2.
+    """
+    e = sr - hr
+    if min(e.shape[-2:]) <= period:
+        raise ValueError(f"block_loss needs images over {period} px a side, got {tuple(sr.shape)}")
+    across_columns = e[..., :, period::period] - e[..., :, period - 1:-1:period]
+    across_rows = e[..., period::period, :] - e[..., period - 1:-1:period, :]
+    return (across_columns.square().mean() + across_rows.square().mean()) / 2
+
+
 def grid_loss(sr: torch.Tensor, hr: torch.Tensor, period: int = 4, tile: int = 16) -> torch.Tensor:
     """Mean square of the part of SR - HR locked to the output pixel grid: the checkerboard.
 

@@ -35,6 +35,7 @@ from srgan.engines import EagerEngine
 from srgan.inference import autocast, upscale
 from srgan.losses import (
     LossFn,
+    block_loss,
     content_loss,
     discriminator_gan_loss,
     generator_gan_loss,
@@ -152,7 +153,7 @@ class Trainer:
 
     def _generator_step(self, lr: torch.Tensor, hr: torch.Tensor
                         ) -> tuple[dict[str, torch.Tensor], torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Content loss (+ LDL) (+ grid) (+ adversarial_weight x the GAN loss in phase srgan).
+        """Content loss (+ LDL) (+ grid) (+ blocks) (+ adversarial_weight x the GAN loss in phase srgan).
 
         Forward passes run under bf16 autocast when set; losses are computed in float32. Returns the
         logs, the detached SR batch and D's detached logits on (HR, SR) for the D step (phase srgan).
@@ -171,6 +172,9 @@ class Trainer:
         if cfg.grid_weight > 0:
             logs["grid"] = grid = grid_loss(sr.float(), hr)
             loss = loss + cfg.grid_weight * grid
+        if cfg.block_weight > 0:
+            logs["blocks"] = blocks = block_loss(sr.float(), hr, 8 * self.cfg.model.scale)
+            loss = loss + cfg.block_weight * blocks
         logits: tuple[torch.Tensor, ...] = ()
         if self.d is not None:
             d = unwrap(self.d)  # unwrapped and frozen: it only carries gradient to G

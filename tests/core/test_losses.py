@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from srgan.losses import discriminator_gan_loss, generator_gan_loss, grid_loss, ldl_artifact_map, ldl_loss
+from srgan.losses import (
+    block_loss,
+    discriminator_gan_loss,
+    generator_gan_loss,
+    grid_loss,
+    ldl_artifact_map,
+    ldl_loss,
+)
 
 
 def softplus(x: float) -> float:
@@ -83,3 +90,19 @@ def test_grid_loss_is_the_checkerboards_energy_and_blind_to_shading():
     assert sr.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="at least 19 px"):
         grid_loss(hr[..., :16, :16], hr[..., :16, :16])
+
+
+def test_block_loss_is_the_energy_of_steps_across_block_edges_only():
+    torch.manual_seed(0)
+    hr, a = torch.rand(2, 3, 96, 96), 3 / 255
+    cols, rows = torch.arange(96) // 32 % 2, (torch.arange(96) // 32 % 2)[:, None]
+    steps = a * (cols + rows).float()  # a step of a across every 32 px line, both ways
+    assert block_loss(hr + steps, hr).item() == pytest.approx(a * a, rel=1e-4)
+    assert block_loss(hr + 0.1, hr).item() < 1e-12  # HR's own steps cancel; offsets do not count
+    inside = a * ((torch.arange(96) + 16) // 32 % 2).float()  # steps at 16, 48, 80: not block edges
+    assert block_loss(hr + inside, hr).item() < 1e-12
+    sr = (hr + steps).requires_grad_()
+    block_loss(sr, hr).backward()
+    assert sr.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="over 32 px"):
+        block_loss(hr[..., :32, :32], hr[..., :32, :32])
