@@ -174,22 +174,33 @@ def ldl_loss(sr: torch.Tensor, sr_ema: torch.Tensor, hr: torch.Tensor) -> torch.
     return F.l1_loss(weight * sr, weight * hr)
 
 
-def block_loss(sr: torch.Tensor, hr: torch.Tensor, period: int = 32) -> torch.Tensor:
-    """Mean square of the residual SR - HR's steps across the lines every `period` px from the
-    top-left: the edges of a JPEG's 8 px blocks in an LR crop, upscaled (8 x scale).
+def block_loss(sr: torch.Tensor, hr: torch.Tensor, period: int = 32, phase: int = 4) -> torch.Tensor:
+    """How much more the residual SR - HR steps across the lines every `period` px from the top-left
+    (the edges of a JPEG's 8 px blocks in an LR crop, upscaled: 8 x scale) than across the other
+    lines of the same `phase` (the scale: a sub-pixel grid pattern counts on both alike).
 
     A JPEG codes its 8x8 blocks apart, and at low quality each block edge is a small step. A GAN
     takes the steps for detail and sharpens them (srgan.artifacts.block_artifacts measures it); the
-    pixel loss penalises a step there no more than anywhere, so the adversarial gradient wins. HR has
-    no steps there but its own, which cancel in the residual. (B, C, H, W) -> scalar: a step of `a`
-    across every edge gives a^2.
+    pixel loss penalises a step there no more than anywhere, so the adversarial gradient wins. This
+    loss penalises only the excess: per image, the mean square step across the edges less that
+    across the other lines (detached: nothing is gained by roughening them), floored at 0, for
+    columns and rows. HR's own steps cancel in the residual. (B, C, H, W) -> scalar: a step of `a`
+    across every edge and none elsewhere gives a^2.
     """
-    e = sr - hr
-    if min(e.shape[-2:]) <= period:
+    if min(sr.shape[-2:]) <= period:
         raise ValueError(f"block_loss needs images over {period} px a side, got {tuple(sr.shape)}")
-    across_columns = e[..., :, period::period] - e[..., :, period - 1:-1:period]
-    across_rows = e[..., period::period, :] - e[..., period - 1:-1:period, :]
-    return (across_columns.square().mean() + across_rows.square().mean()) / 2
+    e, every = sr - hr, period // phase
+
+    def excess(steps: torch.Tensor) -> torch.Tensor:  # (B, C, lines, n) steps -> (B,)
+        lines = steps[:, :, phase - 1::phase].square()  # steps from the last px of each phase cell
+        edges = lines[:, :, every - 1::every].mean(dim=(1, 2, 3))
+        mask = torch.ones(lines.shape[2], dtype=torch.bool, device=lines.device)
+        mask[every - 1::every] = False
+        return (edges - lines[:, :, mask].mean(dim=(1, 2, 3)).detach()).clamp(min=0)
+
+    across_columns = (e[..., 1:] - e[..., :-1]).transpose(-1, -2)  # (B, C, W-1, H)
+    across_rows = e[..., 1:, :] - e[..., :-1, :]  # (B, C, H-1, W)
+    return ((excess(across_columns) + excess(across_rows)) / 2).mean()
 
 
 def grid_loss(sr: torch.Tensor, hr: torch.Tensor, period: int = 4, tile: int = 16) -> torch.Tensor:
