@@ -175,16 +175,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # Real photos (JPEG, noise, blur, resizing): the photoreal recipe on crops degraded by Real-ESRGAN's
     # pipeline (srgan.degradations) with milder ranges than its paper's (each round's noise and JPEG
-    # half the time or less, the second round half the time, a fifth of the crops left clean): the
-    # paper's ranges cost 1.2 dB on clean LR after 500 steps and gained nothing on JPEG inputs over
-    # the clean-trained SRResNet (docs/real-photos.md). Phase srresnet fine-tunes the shipped
-    # SRResNet with L1 (the shipped `realworld`); phase srgan trains the GAN from it (`realworld-gan`).
+    # half the time or less, the second round half the time): the paper's ranges cost 1.2 dB on clean
+    # LR after 500 steps and gained nothing on JPEG inputs over the clean-trained SRResNet. A fifth of
+    # the crops stay clean; half of the others take the photo round on their clean LR instead (blur in
+    # LR px, noise, JPEG: +0.2 to +0.4 dB on JPEG, noise and blur inputs; docs/real-photos.md). Phase
+    # srresnet fine-tunes the shipped SRResNet with L1 (`realworld`); phase srgan trains the GAN from it.
     "realworld": {
         "model": {"norm": "none"},
         "loss": {"pixel": "l1", "content": "mse", "ldl_weight": 1.0, "grid_weight": 30.0},
         "train": {"ema_decay": 0.99, "checkpoint_every": 200, "keep_checkpoints": 3},
         "degrade": {
-            "enabled": True, "clean_prob": 0.2, "final_sinc_prob": 0.5, "final_jpeg_prob": 0.8,
+            "enabled": True, "clean_prob": 0.2, "photo_prob": 0.5, "final_sinc_prob": 0.5, "final_jpeg_prob": 0.8,
             "first": {"noise_prob": 0.3, "noise_sigma": [1, 15], "poisson_scale": [0.05, 1.5], "jpeg_prob": 0.3,
                       "jpeg_quality": [50, 95]},
             "second": {"prob": 0.5, "sigma": [0.2, 2.5], "noise_prob": 0.5, "noise_sigma": [1, 15],

@@ -100,11 +100,11 @@ def test_shipped_srgan_trades_psnr_for_natural_detail_without_a_checkerboard(tmp
 
 def test_realworld_holds_up_on_jpeg_inputs_where_the_clean_pair_does_not(tmp_path):
     """On Set5 saved as JPEG q40 (measured, PSNR / blocks, HR 1.03): bicubic 26.34 / 1.50, default
-    26.07 / 1.96, srgan 25.17 / 1.74, realworld 26.58 / 1.41; on clean LR realworld 30.43 against
+    26.07 / 1.96, srgan 25.17 / 1.74, realworld 26.83 / 1.36; on clean LR realworld 30.44 against
     default's 31.29."""
     scores = {m: _run(tmp_path, "--model", m, "--degrade", "jpeg:40", "--metrics", "psnr,blocks")["Set5"]
               for m in ("bicubic", "default", "realworld")}
-    assert scores["realworld"]["psnr"] > max(scores["default"]["psnr"], scores["bicubic"]["psnr"]) + 0.2
+    assert scores["realworld"]["psnr"] > max(scores["default"]["psnr"], scores["bicubic"]["psnr"]) + 0.4
     # fewer of the JPEG's blocks carried over than by bicubic, far fewer than by the clean-trained model
     assert scores["realworld"]["blocks"] < min(scores["bicubic"]["blocks"], scores["default"]["blocks"] - 0.4)
     clean = {m: _run(tmp_path, "--model", m, "--metrics", "psnr")["Set5"]["psnr"] for m in ("default", "realworld")}
