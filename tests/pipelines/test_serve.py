@@ -36,6 +36,7 @@ from helpers import (
 from srgan import SHIPPED_MODELS, dial_pair
 from srgan.checkpoint import save_checkpoint
 from srgan.config import load_config
+from srgan.engines import ENGINES, fastest_eager
 from srgan.images import Decoded, decode_image, load_image
 from srgan.inference import upscale, upscale_image
 from srgan.models import Generator
@@ -50,6 +51,8 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's package: .ci/run installs it
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SMALL_REPLICA = {"ray_actor_options": {"num_cpus": 0.25}, "autoscaling_config": None, "num_replicas": 1}
+
+DIAL_PRECISION = ENGINES[fastest_eager(torch.device("cpu"))].precision  # what the alpha dial runs
 
 
 @pytest.fixture(scope="module")
@@ -335,7 +338,7 @@ def test_alpha_dials_the_shipped_pair_and_each_alpha_batches_apart(shipped_url):
     for alpha, r in zip(alphas, answers):
         assert r.status_code == 200, r.text
         expected = (upscale(load_generator(SHIPPED_MODELS["default"]), lr) if alpha is None  # the served engine
-                    else upscale(EagerEngine(load_interpolated(float(alpha)), "bf16"), lr))  # the dial's
+                    else upscale(EagerEngine(load_interpolated(float(alpha)), DIAL_PRECISION), lr))  # the dial's
         diff = np.abs(decode_image(r.content).rgb.astype(int) - expected.astype(int))
         assert diff.max() <= 2 and diff.mean() < 0.05, (alpha, diff.max(), diff.mean())
     dial_ends = [decode_image(answers[i].content).rgb.astype(int) for i in (1, 3)]
@@ -364,7 +367,7 @@ def test_model_picks_a_shipped_generator_and_requests_of_each_model_batch_togeth
         diff = np.abs(pixels(r).astype(int) - expected[m].astype(int))
         assert diff.max() <= 2 and diff.mean() < 0.05, (m, diff.max(), diff.mean())
     r = post(url, BIRD.read_bytes(), query="?model=srgan&alpha=0")  # alpha dials the named model's pair
-    dialled = offline(EagerEngine(load_interpolated(0.0, ("default", "srgan")), "bf16"))
+    dialled = offline(EagerEngine(load_interpolated(0.0, ("default", "srgan")), DIAL_PRECISION))
     assert np.abs(pixels(r).astype(int) - dialled.astype(int)).mean() < 0.05
 
 
