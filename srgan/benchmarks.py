@@ -43,7 +43,8 @@ METRICS: dict[str, Metric] = {
     "blocks": lambda sr, hr, scale: block_artifacts(sr, scale),
 }
 NO_REFERENCE = ("niqe", "artifacts", "blocks")  # metrics of SR alone: also measured on HR, as hr_<name>
-# `realworld:SEED` test sets: one draw of the `realworld` preset's training pipeline per image
+# `realworld:SEED` test sets: one draw per image of the `realworld` preset's Real-ESRGAN rounds
+# (`degrade`: not its photo round, nothing left clean)
 REALWORLD = build(DegradeConfig, PRESETS["realworld"]["degrade"])
 
 

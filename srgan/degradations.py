@@ -18,8 +18,8 @@ towards its rows. Noise levels are on the 0-255 scale. JPEG is Pillow's encoder 
 most files people upload went through it); resizing is Pillow's (antialiased when shrinking).
 
 Test-set specs (`parse_spec`, `degrade_lr`): `jpeg:Q`, `noise:SIGMA`, `blur:SIGMA` joined by `+`
-and applied in order to an LR image, or `realworld:SEED`, one draw of the training pipeline per
-HR image. Every random draw is seeded by (spec, image name): a spec gives the same bytes every time.
+and applied in order to an LR image, or `realworld:SEED`, one draw per HR image of the training
+pipeline's Real-ESRGAN rounds (`degrade`; not the photo round, nothing left clean). Every random draw is seeded by (spec, image name): a spec gives the same bytes every time.
 """
 
 from __future__ import annotations

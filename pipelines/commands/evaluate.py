@@ -22,7 +22,7 @@ COLUMNS = {"psnr": ("PSNR (dB)", ".2f"), "ssim": ("SSIM", ".4f"), "niqe": ("NIQE
 DEGRADE_HELP = ("degrade each set's LR before upscaling, by a named seeded spec (the same bytes every run): "
                 "jpeg:Q (Pillow JPEG, quality 1-100), noise:SIGMA (Gaussian, grey levels), blur:SIGMA "
                 "(Gaussian, LR px), joined by + and applied in order (blur:1.5+jpeg:60); or realworld:SEED, "
-                "one draw of the realworld training pipeline per HR image")
+                "one draw per HR image of the realworld preset's Real-ESRGAN rounds (not its photo round)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
