@@ -1,7 +1,8 @@
 """Where a generator comes from: a model spec on the command line -> a loaded Generator, or the
 inference engine that runs it (srgan.engines).
 
-    default, srgan, realworld   the generators shipped in the package (srgan/assets/model*)
+    default, srgan, realworld, realworld-gan
+                                the generators shipped in the package (srgan/assets/model*)
     models:/NAME@ALIAS          a model registered in MLflow by `srgan train`
     s3://.., gs://..            a checkpoint folder on any pyarrow filesystem (file:// too)
     PATH                        a local checkpoint folder

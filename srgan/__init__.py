@@ -10,11 +10,13 @@ __version__ = "0.1.0"
 ASSETS = Path(__file__).parent / "assets"  # data shipped with the package (Set5 for the default job)
 DEFAULT_MODEL = ASSETS / "model"  # the trained SRResNet shipped with the package (see its MODEL_CARD.md)
 # Models a user names by word (assets/model/MODEL_CARD.md): for clean bicubic LR, `default` (SRResNet,
-# the PSNR model) and `srgan`; for real photos (JPEG, noise, blur), `realworld` (a PSNR model).
-SHIPPED_MODELS = {"default": DEFAULT_MODEL, "srgan": ASSETS / "model-srgan", "realworld": ASSETS / "model-realworld"}
+# the PSNR model) and `srgan` (its GAN); for real photos (JPEG, noise, blur), `realworld` and
+# `realworld-gan`, the same pair trained on degraded inputs.
+SHIPPED_MODELS = {"default": DEFAULT_MODEL, "srgan": ASSETS / "model-srgan", "realworld": ASSETS / "model-realworld",
+                  "realworld-gan": ASSETS / "model-realworld-gan"}
 # The perception-distortion pairs: (the PSNR model, the GAN trained from it). `alpha` dials between
 # the two of a pair, weight by weight (srgan.checkpoint.load_interpolated): 0 the first, 1 the second.
-DIAL_PAIRS = (("default", "srgan"),)
+DIAL_PAIRS = (("default", "srgan"), ("realworld", "realworld-gan"))
 
 
 def dial_pair(model: str) -> tuple[str, str] | None:
