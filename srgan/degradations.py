@@ -19,7 +19,8 @@ most files people upload went through it); resizing is Pillow's (antialiased whe
 
 Test-set specs (`parse_spec`, `degrade_lr`): `jpeg:Q`, `noise:SIGMA`, `blur:SIGMA` joined by `+`
 and applied in order to an LR image, or `realworld:SEED`, one draw per HR image of the training
-pipeline's Real-ESRGAN rounds (`degrade`; not the photo round, nothing left clean). Every random draw is seeded by (spec, image name): a spec gives the same bytes every time.
+pipeline's Real-ESRGAN rounds (`degrade`; not the photo round, nothing left clean). Every random
+draw is seeded by (spec, image name): a spec gives the same bytes every time.
 """
 
 from __future__ import annotations
