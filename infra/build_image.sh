@@ -72,6 +72,11 @@ volumes=(--volume "$pipconf:/etc/pip.conf:ro")
 for path in /etc/xdg/pip /opt/wheels /opt/pypi /opt/pypi-more /etc/ssl/certs/ca-certificates.crt; do
   if [ -e "$path" ]; then volumes+=(--volume "$path:$path:ro"); fi
 done
+# Each build leaves the last one's image untagged (about 7 GB with PyPI's CUDA torch): drop those
+# first, or a machine that builds once per commit fills its disk (CI's did, after five builds).
+buildah rmi --prune > /dev/null
+echo "free for the build (it needs about 16 GB): $(df -h --output=avail "$(buildah info --format \
+  '{{.store.GraphRoot}}')" | tail -1)"
 build_start=$(date +%s)
 buildah bud --layers --force-rm -f "$ROOT/infra/Dockerfile" --build-arg BASE_IMAGE="$BASE_IMAGE" \
   --build-arg TORCH_INDEX_URL="${TORCH_INDEX_URL:-}" "${volumes[@]}" -t "$TAG" "$ROOT"
