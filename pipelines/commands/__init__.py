@@ -11,15 +11,16 @@ import argparse
 from pipelines import UsageError
 from srgan import DIAL_PAIRS, dial_pair
 
-MODEL_HELP = ("a shipped model by name: 'default' (SRResNet) or 'srgan' (SRGAN) for clean bicubic LR, "
-              "'realworld' for real photos (JPEG, noise, blur); or a checkpoint folder or "
-              "URI, or models:/NAME@ALIAS (default: %(default)s)")
+PAIRS = ", ".join(" and ".join(pair) for pair in DIAL_PAIRS)  # "default and srgan, realworld and realworld-gan"
+MODEL_HELP = ("a shipped model by name, in pairs of a PSNR model and its GAN: 'default' and 'srgan' for clean "
+              "bicubic LR, 'realworld' and 'realworld-gan' for real photos (JPEG, noise, blur); or a checkpoint "
+              "folder or URI, or models:/NAME@ALIAS (default: %(default)s)")
 ENGINE_HELP = ("inference engine (srgan.engines): auto (the fastest within 0.05 dB of fp32: openvino-int8 on CPU, "
                "eager-fp16 on CUDA), eager (PyTorch fp32, the reference), eager-bf16, eager-fp16 (CUDA), onnx, "
                "openvino, openvino-bf16, openvino-int8; a runtime engine is exported once into ~/.cache/srgan "
                "($SRGAN_CACHE), or read from a --model folder written by `srgan export` (default: %(default)s)")
 ALPHA_HELP = ("perception-distortion dial: the --model's shipped pair, its PSNR model (0, fidelity) and its GAN "
-              "(1, texture), interpolated weight by weight: default and srgan")
+              f"(1, texture), interpolated weight by weight: {PAIRS}")
 
 
 def alpha(text: str) -> float:
@@ -36,5 +37,4 @@ def alpha(text: str) -> float:
 def check_alpha(model: str, alpha: float | None) -> None:
     """--alpha applies to the shipped pairs only."""
     if alpha is not None and dial_pair(model) is None:
-        pairs = ", ".join(" and ".join(p) for p in DIAL_PAIRS)
-        raise UsageError(f"--alpha interpolates a shipped pair ({pairs}); it does not apply to --model {model}")
+        raise UsageError(f"--alpha interpolates a shipped pair ({PAIRS}); it does not apply to --model {model}")

@@ -50,3 +50,11 @@ def test_evaluate_loads_no_ray_mlflow_or_torchvision(tmp_path, model):
 def test_help_loads_neither_torch_nor_ray(tmp_path, command):
     modules = loaded(tmp_path, *command, "--help")
     assert not modules & (HEAVY | {"torch"}), modules & (HEAVY | {"torch"})
+
+
+def test_help_names_every_shipped_model_and_pair():
+    from pipelines.commands import ALPHA_HELP, MODEL_HELP
+    from srgan import DIAL_PAIRS, SHIPPED_MODELS
+
+    assert all(f"'{name}'" in MODEL_HELP for name in SHIPPED_MODELS), MODEL_HELP
+    assert all(f"{psnr} and {gan}" in ALPHA_HELP for psnr, gan in DIAL_PAIRS), ALPHA_HELP
