@@ -74,7 +74,9 @@ for path in /etc/xdg/pip /opt/wheels /opt/pypi /opt/pypi-more /etc/ssl/certs/ca-
 done
 # Each build leaves the last one's image untagged (about 7 GB with PyPI's CUDA torch): drop those
 # first, or a machine that builds once per commit fills its disk (CI's did, after five builds).
-buildah rmi --prune > /dev/null
+# Only this project's (the Dockerfile's title label): other untagged images on the machine stay.
+old=$(buildah images --quiet --filter dangling=true --filter label=org.opencontainers.image.title=srgan-ray)
+if [ -n "$old" ]; then buildah rmi $old > /dev/null; fi
 echo "free for the build (it needs about 16 GB): $(df -h --output=avail "$(buildah info --format \
   '{{.store.GraphRoot}}')" | tail -1)"
 build_start=$(date +%s)
