@@ -6,18 +6,20 @@ them (decompression bombs, 4,000,000 x 1 strips), opens only the formats in `DEC
 raises `ImageError` naming the input and the problem for anything a decoder raises: a bad file is
 the user's input, never a crash. Encoding checks the output format's size limits first
 (`check_encodable`), so a refusal comes before any work is spent. Nothing outside this module
-opens an image.
+opens an image. Beside the pixels, `Decoded` keeps what the file says of its own compression (its
+format, a JPEG's quantization tables and chroma subsampling, whether a WebP is lossless): what
+`srgan.condition` reads an input's condition from.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from srgan import UserError
 
@@ -46,13 +48,34 @@ class ImageError(UserError):
 
 
 @dataclass(frozen=True)
+class JpegInfo:
+    """What a JPEG file's header says of its compression.
+
+    `tables`: the quantization tables by table id (0 luma, 1 chroma, ...), each 64 ints (1-255, or up
+    to 65535 for 16-bit tables) in natural row-major order, (0,0) first then along the row: the DQT
+    segment stores them in zigzag order and Pillow's `img.quantization` gives them de-zigzagged.
+    `subsampling`: chroma subsampling as `PIL.JpegImagePlugin.get_sampling` says it: 0 4:4:4,
+    1 4:2:2, 2 4:2:0, -1 unknown (grayscale, CMYK, or another layout).
+    """
+
+    tables: tuple[tuple[int, ...], ...]
+    subsampling: int
+
+
+@dataclass(frozen=True)
 class Decoded:
     """A decoded image: `rgb` uint8 (H, W, 3); `alpha` uint8 (H, W) or None; `grayscale` if the
-    source had no colour (its three RGB planes are then equal)."""
+    source had no colour (its three RGB planes are then equal). `format` is Pillow's name of the
+    source's format ("JPEG", "PNG", "WEBP", ...; None for pixels made in memory), `jpeg` a JPEG's
+    header (`JpegInfo`), and `webp_lossless` True for a lossless (VP8L) WebP, False for a lossy (VP8)
+    one, None for any other format."""
 
     rgb: np.ndarray
     alpha: np.ndarray | None
     grayscale: bool
+    format: str | None = None
+    jpeg: JpegInfo | None = None
+    webp_lossless: bool | None = None
 
 
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
@@ -83,6 +106,26 @@ def _convert(img: Image.Image, name: str) -> Decoded:
     except (ValueError, OSError) as e:
         raise ImageError(name, f"unsupported image mode {mode}: {e}", UNSUPPORTED) from e
     return Decoded(rgb=np.ascontiguousarray(rgb), alpha=alpha, grayscale=mode in _GRAY_MODES)
+
+
+def _jpeg_info(img: Image.Image) -> JpegInfo | None:
+    tables = getattr(img, "quantization", None)  # only JPEG files have one
+    if not tables:
+        return None
+    return JpegInfo(tuple(tuple(int(v) for v in tables[k]) for k in sorted(tables)),
+                    JpegImagePlugin.get_sampling(img))
+
+
+def _webp_lossless(data: bytes) -> bool | None:
+    """Walk the RIFF chunks to the image bitstream: VP8L is lossless, VP8 lossy (Pillow does not
+    say which). None if neither is found."""
+    pos = 12  # past "RIFF", the size, "WEBP"
+    while pos + 8 <= len(data):
+        fourcc, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        if fourcc in (b"VP8L", b"VP8 "):
+            return fourcc == b"VP8L"
+        pos += 8 + size + (size & 1)  # chunks are padded to an even size
+    return None
 
 
 def _check_size(img: Image.Image, name: str, max_pixels: int, max_side: int | None) -> None:
@@ -149,7 +192,9 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
                 upright = ImageOps.exif_transpose(img)
             except Exception as e:  # struct.error, TypeError, ... from a broken EXIF block
                 raise ImageError(name, f"unreadable EXIF metadata ({_kind(e)}: {e})", CORRUPT) from e
-            return _convert(upright, name)
+            decoded = _convert(upright, name)
+            lossless = _webp_lossless(data) if img.format == "WEBP" else None
+            return replace(decoded, format=img.format, jpeg=_jpeg_info(img), webp_lossless=lossless)
         except (ImageError, MemoryError):
             raise
         except Image.DecompressionBombError as e:
