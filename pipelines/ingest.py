@@ -66,11 +66,13 @@ def training_tiles(root: str, hr_crop: int, seed: int = 0, split: str = "train")
 
 
 def worker_batches(shard: ray.data.DataIterator, batch_size: int, hr_crop: int, seed: int, rank: int,
-                   position: tuple[int, int] = (0, 0), degrade: DegradeConfig | None = None) -> Prefetched:
+                   position: tuple[int, int] = (0, 0), degrade: DegradeConfig | None = None,
+                   conditions: tuple[str, ...] = ()) -> Prefetched:
     """A worker's crop batches from its dataset shard: each block (a shard file's tiles) shuffled,
     cropped (and degraded) with the worker's own RNG (srgan.crops.CropStream), pass after pass,
-    drawn ahead of the training step on a thread (srgan.crops.Prefetched)."""
+    drawn ahead of the training step on a thread (srgan.crops.Prefetched); each batch with the
+    crops' `conditions` (the generator's) from the draws that degraded them."""
     def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         return ((b["hr"], b["lr"]) for b in shard.iter_batches(batch_size=None, batch_format="numpy"))
 
-    return Prefetched(CropStream(blocks, batch_size, hr_crop, seed, rank, position, degrade))
+    return Prefetched(CropStream(blocks, batch_size, hr_crop, seed, rank, position, degrade, conditions))

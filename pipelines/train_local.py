@@ -110,7 +110,8 @@ def run_local(job: TrainJob) -> dict[str, Any]:
     if done:
         log.info("resumed at step %d from %s", trainer.step, done[-1])
     stream = Prefetched(CropStream(lambda: [(hr, lr)], cfg.train.batch_size, cfg.model.hr_crop, cfg.train.seed,
-                                   position=tuple(state.get("crop_position", (0, 0))), degrade=cfg.degrade))
+                                   position=tuple(state.get("crop_position", (0, 0))), degrade=cfg.degrade,
+                                   conditions=cfg.model.conditions))
     start, events = trainer.step, LocalEvents(trainer, stream, run)
     fit(trainer, stream, events, val_dir=job.val)
     return {"step": trainer.step, "start_step": start, "checkpoint": str(events.latest or done[-1])}

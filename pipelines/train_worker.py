@@ -111,7 +111,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     state = _resume(trainer, rank)
     tc = job.cfg.train
     stream = worker_batches(ray.train.get_dataset_shard("train"), tc.batch_size // world, job.cfg.model.hr_crop,
-                            tc.seed, rank, tuple(state.get("crop_position", (0, 0))), job.cfg.degrade)
+                            tc.seed, rank, tuple(state.get("crop_position", (0, 0))), job.cfg.degrade,
+                            job.cfg.model.conditions)
     events = RayEvents(trainer, stream, setup, rank, state)
     fit(trainer, stream, events, val_dir=job.val, chief=rank == 0)
     events.close()

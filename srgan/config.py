@@ -44,6 +44,9 @@ class ModelConfig:
     discriminator: Literal["vgg", "unet"] = "vgg"
     d_channels: int = 64  # discriminator's first conv width (VGG: doubles up to 8x; U-Net: its base width)
     d_dense: int = 1024  # VGG-style only
+    # What the generator is told of each input's degradation (srgan.condition.CONDITIONS: "jpeg" its
+    # JPEG quality, "noise" its noise sigma), in this order; () the paper's blind generator.
+    conditions: tuple[Literal["jpeg", "noise"], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,9 @@ class TrainConfig:
     # Exponential moving average of the generator's weights (e.g. 0.999): what is validated, exported
     # and served, and LDL's reference. 0 = off.
     ema_decay: float = 0.0
+    # Train only the generator's conditioning (srgan.models.Conditioning); the rest stays the model it
+    # started from, which the clean condition then reproduces exactly, however long the training.
+    condition_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,6 +198,30 @@ PRESETS: dict[str, dict[str, Any]] = {
                        "poisson_scale": [0.05, 1.5], "jpeg_prob": 0.3, "jpeg_quality": [50, 95]},
         },
         "srresnet": {"steps": 3000, "learning_rate": 2e-4, "milestones": [2000], "gamma": 0.5},
+        "srgan": {"steps": 2000, "learning_rate": 1e-4, "milestones": [1400], "gamma": 0.5},
+    },
+    # Real photos, told what each went through (srgan.condition): the generator takes the JPEG quality
+    # and the noise sigma of its input, and phase srresnet trains only its conditioning from `default`
+    # (`train.condition_only`), so a clean input gets `default`'s output exactly. No crop is left clean
+    # (a clean crop gives the conditioning no gradient). 70% of the degraded crops are the photo round
+    # on their clean LR (blur in LR px; Gaussian noise, whose sigma is the condition; JPEG, whose quality
+    # is), the others the `realworld` preset's Real-ESRGAN rounds (their final JPEG when it is the last
+    # step, round 2's noise sigma).
+    "conditioned": {
+        "model": {"norm": "none", "conditions": ["jpeg", "noise"]},
+        "loss": {"pixel": "l1", "content": "mse"},
+        "train": {"ema_decay": 0.99, "checkpoint_every": 200, "keep_checkpoints": 3, "condition_only": True},
+        "degrade": {
+            "enabled": True, "clean_prob": 0.0, "photo_prob": 0.7, "final_sinc_prob": 0.5, "final_jpeg_prob": 0.8,
+            "first": {"noise_prob": 0.3, "noise_sigma": [1, 15], "poisson_scale": [0.05, 1.5], "jpeg_prob": 0.3,
+                      "jpeg_quality": [50, 95]},
+            "second": {"prob": 0.5, "sigma": [0.2, 2.5], "noise_prob": 0.5, "noise_sigma": [1, 15],
+                       "poisson_scale": [0.05, 1.5], "jpeg_prob": 0.3, "jpeg_quality": [50, 95]},
+            "photo": {"blur_prob": 0.3, "kernel_sizes": [13], "sigma": [0.2, 2.0], "resize_probs": [0, 0, 1],
+                      "noise_prob": 0.5, "gaussian_noise_prob": 1.0, "noise_sigma": [1, 20], "jpeg_prob": 0.6,
+                      "jpeg_quality": [30, 95]},
+        },
+        "srresnet": {"steps": 3000, "learning_rate": 5e-4, "milestones": [2000], "gamma": 0.5},
         "srgan": {"steps": 2000, "learning_rate": 1e-4, "milestones": [1400], "gamma": 0.5},
     },
     # A few channels and one block: for tests and smoke runs on a CPU.

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 from srgan.bicubic import imresize
+from srgan.condition import Condition, condition_vectors
 from srgan.config import DegradeConfig
 from srgan.degradations import degrade, photo_round
 
@@ -86,7 +87,8 @@ def random_crops(hr: np.ndarray, lr: np.ndarray, hr_crop: int, rng: np.random.Ge
     return out_hr, out_lr
 
 
-def degrade_crops(hr: np.ndarray, lr: np.ndarray, cfg: DegradeConfig, key: list[int]) -> np.ndarray:
+def degrade_crops(hr: np.ndarray, lr: np.ndarray, cfg: DegradeConfig, key: list[int]
+                  ) -> tuple[np.ndarray, list[Condition]]:
     """LR crops for `hr` through the real-photo pipeline (srgan.degradations.degrade): crop i is
     drawn with an RNG seeded by (*key, i), kept as its clean `lr` with probability `cfg.clean_prob`,
     else made from that `lr` by one round of `cfg.photo` with probability `cfg.photo_prob`.
@@ -95,18 +97,18 @@ def degrade_crops(hr: np.ndarray, lr: np.ndarray, cfg: DegradeConfig, key: list[
         hr: uint8 (N, H, W, 3) crops; lr: uint8 (N, H/s, W/s, 3), their clean (bicubic) LR.
 
     Returns:
-        uint8 (N, H/s, W/s, 3), a new array.
+        uint8 (N, H/s, W/s, 3), a new array, and each crop's condition from its draws.
     """
-    out, scale = lr.copy(), hr.shape[1] // lr.shape[1]
+    out, scale, conditions = lr.copy(), hr.shape[1] // lr.shape[1], []
     for i in range(len(hr)):
         rng = np.random.default_rng([*key, i])
-        if rng.random() < cfg.clean_prob:
-            continue
-        if rng.random() < cfg.photo_prob:
-            out[i] = photo_round(lr[i], cfg.photo, rng)
-        else:
-            out[i] = degrade(hr[i], cfg, scale, rng)
-    return out
+        condition = Condition()
+        if rng.random() >= cfg.clean_prob:
+            draw = photo_round(lr[i], cfg.photo, rng) if rng.random() < cfg.photo_prob else degrade(
+                hr[i], cfg, scale, rng)
+            out[i], condition = draw
+        conditions.append(condition)
+    return out, conditions
 
 
 class CropStream:
@@ -115,7 +117,8 @@ class CropStream:
     Each epoch walks the blocks `blocks()` gives, in their order, shuffles each block's tiles and
     crops them (`random_crops`) with an RNG seeded by (seed, rank, epoch, block index), and with
     `degrade` enabled makes each crop's LR by the real-photo pipeline seeded by those and the
-    crop's index (`degrade_crops`): the stream is a function of those and of the blocks alone.
+    crop's index (`degrade_crops`), each crop's condition the draws that made it (clean otherwise):
+    the stream is a function of those and of the blocks alone.
     `position` (epoch, batches drawn in it) goes into a checkpoint; a stream started at a saved
     position goes on with the batch an uninterrupted run would have drawn next, which is what
     makes a resumed run end with the same weights.
@@ -126,23 +129,26 @@ class CropStream:
         seed, rank: the run's seed and this worker's rank (each rank draws its own crops).
         position: where to start, (epoch, batches already drawn in it).
         degrade: the real-photo degradations; None or not enabled: the tiles' own (bicubic) LR.
+        conditions: the condition names the model takes (srgan.condition.CONDITIONS), in its order.
 
     Yields:
-        (lr, hr) uint8 (batch_size, hr_crop/s, hr_crop/s, 3), (batch_size, hr_crop, hr_crop, 3).
+        (lr, hr, condition) uint8 (batch_size, hr_crop/s, hr_crop/s, 3), (batch_size, hr_crop, hr_crop, 3)
+        and float32 (batch_size, len(conditions)), the crops' condition vectors.
     """
 
     def __init__(self, blocks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], batch_size: int,
                  hr_crop: int, seed: int = 0, rank: int = 0, position: tuple[int, int] = (0, 0),
-                 degrade: DegradeConfig | None = None):
+                 degrade: DegradeConfig | None = None, conditions: tuple[str, ...] = ()):
         self.blocks, self.batch_size, self.hr_crop, self.seed, self.rank = blocks, batch_size, hr_crop, seed, rank
         self.epoch, self.drawn = position
         self.degrade = degrade if degrade is not None and degrade.enabled else None
+        self.conditions = conditions
 
     @property
     def position(self) -> tuple[int, int]:
         return self.epoch, self.drawn
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         while True:
             n = 0
             for n, batch in enumerate(self._epoch(self.epoch), start=1):
@@ -153,20 +159,23 @@ class CropStream:
                 raise ValueError(f"the training data gave no batch of {self.batch_size} crops")
             self.epoch, self.drawn = self.epoch + 1, 0
 
-    def _epoch(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        hr_left = lr_left = None  # crops carried over to the next block's batches
+    def _epoch(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        left = None  # (hr, lr, condition) crops carried over to the next block's batches
         for b, (hr, lr) in enumerate(self.blocks()):
             rng = np.random.default_rng([self.seed, self.rank, epoch, b])
             order = rng.permutation(len(hr))  # a block holds an image's tiles side by side: mix them
             hr, lr = random_crops(hr[order], lr[order], self.hr_crop, rng)
+            conditions = [Condition()] * len(hr)
             if self.degrade is not None:
-                lr = degrade_crops(hr, lr, self.degrade, [self.seed, self.rank, epoch, b])
-            if hr_left is not None:
-                hr, lr = np.concatenate([hr_left, hr]), np.concatenate([lr_left, lr])
+                lr, conditions = degrade_crops(hr, lr, self.degrade, [self.seed, self.rank, epoch, b])
+            crops = (hr, lr, condition_vectors(conditions, self.conditions))
+            if left is not None:
+                crops = tuple(np.concatenate(pair) for pair in zip(left, crops))
+            hr, lr, cond = crops
             full = len(hr) // self.batch_size * self.batch_size
             for i in range(0, full, self.batch_size):
-                yield lr[i:i + self.batch_size], hr[i:i + self.batch_size]
-            hr_left, lr_left = hr[full:], lr[full:]
+                yield lr[i:i + self.batch_size], hr[i:i + self.batch_size], cond[i:i + self.batch_size]
+            left = hr[full:], lr[full:], cond[full:]
 
 
 class Prefetched:
@@ -178,7 +187,7 @@ class Prefetched:
     def __init__(self, stream: CropStream, depth: int = 2):
         self.stream, self.depth, self.position = stream, depth, stream.position
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         ready: queue.Queue = queue.Queue(self.depth)
         stop = threading.Event()
 

@@ -17,10 +17,11 @@ kernel sums to 1; `theta` turns a kernel's x axis (its `sigma_x`) from the image
 towards its rows. Noise levels are on the 0-255 scale. JPEG is Pillow's encoder (4:2:0 chroma, as
 most files people upload went through it); resizing is Pillow's (antialiased when shrinking).
 
-Test-set specs (`parse_spec`, `degrade_lr`): `jpeg:Q`, `noise:SIGMA`, `blur:SIGMA` joined by `+`
-and applied in order to an LR image, or `realworld:SEED`, one draw per HR image of the training
-pipeline's Real-ESRGAN rounds (`degrade`; not the photo round, nothing left clean). Every random
-draw is seeded by (spec, image name): a spec gives the same bytes every time.
+Test-set specs (`parse_spec`, `degrade_lr_file`): `jpeg:Q`, `noise:SIGMA`, `blur:SIGMA` joined by
+`+` and applied in order to an LR image (the file a JPEG where the last op is `jpeg`), or
+`realworld:SEED`, one draw per HR image of the training pipeline's Real-ESRGAN rounds (`degrade`;
+not the photo round, nothing left clean). Every random draw is seeded by (spec, image name): a spec
+gives the same bytes every time. `spec_condition` is a spec's own condition (srgan.condition).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from scipy import special
 from scipy.signal import fftconvolve
 
 from srgan import UserError
+from srgan.condition import Condition
 from srgan.config import DegradeConfig, DegradeRound
 
 KERNELS = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
@@ -159,20 +161,28 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     return np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
 
 
-def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
-    """Saved as a JPEG of `quality` (1-100) by Pillow, and decoded again (float32 in [0, 1])."""
+def encode_jpeg(img: np.ndarray, quality: int) -> bytes:
+    """float32 (H, W, 3) in [0, 1] saved as a JPEG of `quality` (1-100) by Pillow: the file's bytes."""
     buf = io.BytesIO()
     Image.fromarray(to_uint8(img)).save(buf, "JPEG", quality=int(quality))
-    return np.asarray(Image.open(buf).convert("RGB"), dtype=np.float32) / 255
+    return buf.getvalue()
+
+
+def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    """Saved as a JPEG of `quality` (1-100) by Pillow, and decoded again (float32 in [0, 1])."""
+    return np.asarray(Image.open(io.BytesIO(encode_jpeg(img, quality))).convert("RGB"), dtype=np.float32) / 255
 
 
 # ---------------------------------------------------------------- the training pipeline
 
-def _noise(img: np.ndarray, r: DegradeRound, rng: np.random.Generator) -> np.ndarray:
+def _noise(img: np.ndarray, r: DegradeRound, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Noise of the round, and its sigma if Gaussian (shot noise, whose level follows the
+    intensity, has no one sigma: 0)."""
     gray = rng.random() < r.gray_noise_prob
     if rng.random() < r.gaussian_noise_prob:
-        return gaussian_noise(img, _uniform(rng, r.noise_sigma), gray, rng)
-    return poisson_noise(img, _uniform(rng, r.poisson_scale), gray, rng)
+        sigma = _uniform(rng, r.noise_sigma)
+        return gaussian_noise(img, sigma, gray, rng), sigma
+    return poisson_noise(img, _uniform(rng, r.poisson_scale), gray, rng), 0.0
 
 
 def _random_resize(img: np.ndarray, r: DegradeRound, base: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -183,20 +193,26 @@ def _random_resize(img: np.ndarray, r: DegradeRound, base: tuple[int, int], rng:
     return resize(img, max(int(base[0] * factor), 1), max(int(base[1] * factor), 1), mode)
 
 
-def _round(img: np.ndarray, r: DegradeRound, base: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def _round(img: np.ndarray, r: DegradeRound, base: tuple[int, int], rng: np.random.Generator
+           ) -> tuple[np.ndarray, Condition]:
+    """One round, and the condition it leaves: its Gaussian noise sigma and, JPEG being its last
+    step, its JPEG quality."""
+    sigma, quality = 0.0, None
     if rng.random() >= r.prob:
-        return img
+        return img, Condition()
     if rng.random() < r.blur_prob:
         img = blur(img, random_kernel(rng, r))
     img = _random_resize(img, r, base, rng)
     if rng.random() < r.noise_prob:
-        img = _noise(img, r, rng)
+        img, sigma = _noise(img, r, rng)
     if rng.random() < r.jpeg_prob:
-        img = jpeg(np.clip(img, 0, 1), int(rng.integers(*r.jpeg_quality, endpoint=True)))
-    return img
+        quality = int(rng.integers(*r.jpeg_quality, endpoint=True))
+        img = jpeg(np.clip(img, 0, 1), quality)
+    return img, Condition(quality, round(sigma, 1))
 
 
-def degrade(hr: np.ndarray, cfg: DegradeConfig, scale: int, rng: np.random.Generator) -> np.ndarray:
+def degrade(hr: np.ndarray, cfg: DegradeConfig, scale: int, rng: np.random.Generator
+            ) -> tuple[np.ndarray, Condition]:
     """One draw of the high-order pipeline (module docstring) from an HR crop to its LR.
 
     Args:
@@ -205,11 +221,14 @@ def degrade(hr: np.ndarray, cfg: DegradeConfig, scale: int, rng: np.random.Gener
         rng: every draw comes from it: the same state gives the same LR.
 
     Returns:
-        uint8 (H/scale, W/scale, 3).
+        uint8 (H/scale, W/scale, 3), and its condition from the draws: the final JPEG's quality
+        where the JPEG is the last step (a JPEG shrunk afterwards leaves no 8 px blocks: no JPEG),
+        and the Gaussian noise sigma of round 2, drawn near LR size (round 1's is at HR size, and
+        the shrink to LR averages it away).
     """
     h, w = hr.shape[0] // scale, hr.shape[1] // scale
-    img = _round(hr.astype(np.float32) / 255, cfg.first, hr.shape[:2], rng)
-    img = _round(img, cfg.second, (h, w), rng)
+    img, _ = _round(hr.astype(np.float32) / 255, cfg.first, hr.shape[:2], rng)
+    img, second = _round(img, cfg.second, (h, w), rng)
     sinc = (sinc_kernel(FINAL_SINC_SIZE, _uniform(rng, (math.pi / 3, math.pi)))
             if rng.random() < cfg.final_sinc_prob else None)
     mode, quality = str(rng.choice(list(RESIZE_MODES))), int(rng.integers(*cfg.final_jpeg_quality, endpoint=True))
@@ -217,17 +236,20 @@ def degrade(hr: np.ndarray, cfg: DegradeConfig, scale: int, rng: np.random.Gener
     def shrink(x: np.ndarray) -> np.ndarray:
         x = resize(x, h, w, mode)
         return blur(x, sinc) if sinc is not None else x
+    noise = Condition(noise_sigma=second.noise_sigma)
     if rng.random() >= cfg.final_jpeg_prob:
-        return to_uint8(shrink(img))
-    img = jpeg(np.clip(shrink(img), 0, 1), quality) if rng.random() < 0.5 else shrink(jpeg(img, quality))
-    return to_uint8(img)
+        return to_uint8(shrink(img)), noise
+    if rng.random() < 0.5:
+        return to_uint8(jpeg(np.clip(shrink(img), 0, 1), quality)), Condition(quality, noise.noise_sigma)
+    return to_uint8(shrink(jpeg(img, quality))), noise
 
 
-def photo_round(lr: np.ndarray, r: DegradeRound, rng: np.random.Generator) -> np.ndarray:
+def photo_round(lr: np.ndarray, r: DegradeRound, rng: np.random.Generator) -> tuple[np.ndarray, Condition]:
     """One round of `r` on a clean uint8 LR (h, w, 3) at its own scale (blur sigmas in LR px;
     `r.resize_probs` should keep the size): the LR of a downsized photo, then blurred, noisy or saved
-    as JPEG. uint8 (h, w, 3)."""
-    return to_uint8(_round(lr.astype(np.float32) / 255, r, lr.shape[:2], rng))
+    as JPEG. uint8 (h, w, 3), and its condition: the round's Gaussian noise sigma and JPEG quality."""
+    img, condition = _round(lr.astype(np.float32) / 255, r, lr.shape[:2], rng)
+    return to_uint8(img), condition
 
 
 # ---------------------------------------------------------------- degraded test sets
@@ -277,16 +299,34 @@ def spec_rng(spec: Spec, name: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def degrade_lr(lr: np.ndarray, spec: Spec, name: str) -> np.ndarray:
+def degrade_lr_file(lr: np.ndarray, spec: Spec, name: str) -> bytes:
     """A benchmark's uint8 LR (h, w, 3) degraded by `spec`'s ops in order (not `realworld`: see
-    `degrade`). `blur:SIGMA` is an isotropic Gaussian of SIGMA LR px (kernel 2 ceil(3 SIGMA) + 1),
+    `degrade`), as the file a user would have: the JPEG itself where the last op saves one, else a
+    PNG. `blur:SIGMA` is an isotropic Gaussian of SIGMA LR px (kernel 2 ceil(3 SIGMA) + 1),
     `noise:SIGMA` Gaussian colour noise of SIGMA grey levels, `jpeg:Q` Pillow's JPEG at quality Q."""
     rng, img = spec_rng(spec, name), lr.astype(np.float32) / 255
-    for op, value in spec.ops:
+    for i, (op, value) in enumerate(spec.ops):
         if op == "blur":
             img = blur(img, gaussian_kernel(2 * math.ceil(3 * value) + 1, value))
         elif op == "noise":
             img = gaussian_noise(img, value, False, rng)
+        elif i == len(spec.ops) - 1:
+            return encode_jpeg(img, int(value))
         else:
             img = jpeg(np.clip(img, 0, 1), int(value))
-    return to_uint8(img)
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(img)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def degrade_lr(lr: np.ndarray, spec: Spec, name: str) -> np.ndarray:
+    """The pixels of `degrade_lr_file`: uint8 (h, w, 3)."""
+    return np.asarray(Image.open(io.BytesIO(degrade_lr_file(lr, spec, name))).convert("RGB"))
+
+
+def spec_condition(spec: Spec) -> Condition:
+    """The condition `spec`'s ops leave (not `realworld`: its draws tell theirs, see `degrade`): the
+    quality of its last JPEG, and its noise (sigmas added in quadrature); blur is not a condition."""
+    qualities = [int(v) for op, v in spec.ops if op == "jpeg"]
+    sigma = math.sqrt(sum(v * v for op, v in spec.ops if op == "noise"))
+    return Condition(qualities[-1] if qualities else None, round(sigma, 1))

@@ -26,9 +26,10 @@ def _norm(channels: int, norm: str) -> nn.Module:
 
 
 class ResidualBlock(nn.Module):
-    """conv3x3-BN-PReLU-conv3x3-BN with an identity skip."""
+    """conv3x3-BN-PReLU-conv3x3-BN with an identity skip; in a conditioned generator, plus an
+    adapter of the residual (depthwise 3x3, then 1x1) that the condition gates channel by channel."""
 
-    def __init__(self, channels: int, norm: str):
+    def __init__(self, channels: int, norm: str, adapter: bool = False):
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(channels, channels, 3, padding=1),
@@ -37,9 +38,42 @@ class ResidualBlock(nn.Module):
             nn.Conv2d(channels, channels, 3, padding=1),
             _norm(channels, norm),
         )
+        self.adapter = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, groups=channels),
+                                     nn.Conv2d(channels, channels, 1)) if adapter else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+    def forward(self, x: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.body(x)
+        if gate is not None:  # (B, C): 0 for a clean input
+            y = y + gate[:, :, None, None] * self.adapter(y)
+        return x + y
+
+
+class Conditioning(nn.Module):
+    """What a conditioned generator makes of an input's condition vector (srgan.condition): float32
+    (B, k), 0 for a clean input -> a bias of the head's features and a gate per residual block.
+
+    The bias is SRMD's (Zhang et al. 2018) condition maps beside the LR: a convolution of a constant
+    map is a constant per channel (away from the border). The gates scale adapters of the residuals
+    (AdaFM, He et al. 2019: depthwise filters that move a network to another degradation level).
+    The embedding of the clean condition is 0, so a clean input gets bias 0 and gates 0, the
+    unconditioned generator's function, whatever the weights; the output layers start at zero, so
+    every condition gives that function at step 0.
+    """
+
+    def __init__(self, conditions: int, channels: int, blocks: int, hidden: int = 64):
+        super().__init__()
+        # No biases, and SiLU(0) = 0: the clean condition's embedding is exactly 0
+        self.embed = nn.Sequential(nn.Linear(conditions, hidden, bias=False), nn.SiLU(),
+                                   nn.Linear(hidden, hidden, bias=False))
+        self.bias = nn.Linear(hidden, channels, bias=False)
+        self.gates = nn.Linear(hidden, channels * blocks, bias=False)
+        nn.init.zeros_(self.bias.weight)
+        nn.init.zeros_(self.gates.weight)
+        self.blocks = blocks
+
+    def forward(self, cond: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        e = self.embed(cond)  # (B, hidden), 0 for the clean condition
+        return self.bias(e)[:, :, None, None], list(self.gates(e).chunk(self.blocks, dim=1))
 
 
 def icnr_(conv: nn.Conv2d, factor: int = 2) -> None:
@@ -72,24 +106,43 @@ class UpsampleBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    """SRResNet: (B, 3, H, W) LR in [0, 1] -> (B, 3, H*scale, W*scale) SR, about [0, 1]."""
+    """SRResNet: (B, 3, H, W) LR in [0, 1] -> (B, 3, H*scale, W*scale) SR, about [0, 1].
+
+    With `cfg.conditions`, also told each input's condition: float32 (B, len(conditions)), the
+    vectors of srgan.condition (0 for a clean input, which then gets the blind generator's output;
+    None: every input clean).
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         if cfg.scale not in (2, 4, 8):
             raise ValueError(f"model.scale must be 2, 4 or 8, got {cfg.scale}")
-        c = cfg.channels
+        c, conditioned = cfg.channels, bool(cfg.conditions)
         self.head = nn.Sequential(nn.Conv2d(3, c, 9, padding=4), nn.PReLU())
-        self.blocks = nn.Sequential(*[ResidualBlock(c, cfg.norm) for _ in range(cfg.blocks)])
+        self.blocks = nn.Sequential(*[ResidualBlock(c, cfg.norm, conditioned) for _ in range(cfg.blocks)])
         self.trunk_tail = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), _norm(c, cfg.norm))
         self.upsample = nn.Sequential(*[UpsampleBlock(c, cfg.icnr) for _ in range(int(math.log2(cfg.scale)))])
         self.tail = nn.Conv2d(c, 3, 9, padding=4)
-        self.scale = cfg.scale
+        self.scale, self.conditions = cfg.scale, cfg.conditions
+        self.conditioning = Conditioning(len(cfg.conditions), c, cfg.blocks) if conditioned else None
 
-    def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        feat = self.head(lr)  # (B, C, H, W)
-        feat = feat + self.trunk_tail(self.blocks(feat))  # long skip over all residual blocks
-        return self.tail(self.upsample(feat))  # (B, 3, H*s, W*s)
+    def features(self, lr: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, H, W): the trunk's output, before upsampling. `cond` None: the clean condition."""
+        feat = self.head[0](lr)  # (B, C, H, W)
+        gates: list[torch.Tensor | None] = [None] * len(self.blocks)
+        if self.conditioning is not None and cond is not None:
+            if cond.shape != (len(lr), len(self.conditions)):
+                raise ValueError(f"conditions {self.conditions} take a ({len(lr)}, {len(self.conditions)}) "
+                                 f"tensor, got {tuple(cond.shape)}")
+            bias, gates = self.conditioning(cond)
+            feat = feat + bias
+        feat = trunk = self.head[1](feat)
+        for block, gate in zip(self.blocks, gates):
+            trunk = block(trunk, gate)
+        return feat + self.trunk_tail(trunk)  # long skip over all residual blocks
+
+    def forward(self, lr: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return self.tail(self.upsample(self.features(lr, cond)))  # (B, 3, H*s, W*s)
 
 
 class Discriminator(nn.Module):
@@ -153,6 +206,22 @@ class UNetDiscriminator(nn.Module):
         for conv in self.extra:
             x = act(conv(x))
         return self.out(x)  # (B, 1, H, W) logits
+
+
+def is_conditioning(name: str) -> bool:
+    """Whether a generator parameter or buffer belongs to its conditioning (Conditioning, adapters)."""
+    return name.startswith("conditioning.") or ".adapter." in name
+
+
+def load_weights(g: Generator, state: dict[str, torch.Tensor]) -> Generator:
+    """Load `state` into `g`; a blind generator's weights load into a conditioned one of the same
+    shape, whose conditioning keeps its own (fresh: zero-initialised) weights. Raises RuntimeError
+    on any other mismatch."""
+    missing, unexpected = g.load_state_dict(state, strict=False)
+    wrong = [k for k in missing if not is_conditioning(k)] + list(unexpected)
+    if wrong:
+        raise RuntimeError(f"weights do not fit the generator: missing or unexpected {', '.join(wrong[:5])}")
+    return g
 
 
 DISCRIMINATORS = {"vgg": Discriminator, "unet": UNetDiscriminator}

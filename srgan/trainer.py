@@ -43,10 +43,11 @@ from srgan.losses import (
     ldl_loss,
     pixel_loss,
 )
-from srgan.models import Generator, discriminator
+from srgan.models import Generator, discriminator, is_conditioning, load_weights
 
 log = logging.getLogger("srgan.train")
-Batch = tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray]  # uint8 (B, h, w, 3) LR, (B, h*s, w*s, 3) HR
+# uint8 (B, h, w, 3) LR, (B, h*s, w*s, 3) HR [, float32 (B, k) condition vectors]
+Batch = tuple[torch.Tensor | np.ndarray, ...]
 VAL_METRICS = ("psnr", "ssim", "niqe", "artifacts")
 
 
@@ -90,7 +91,13 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)  # the same fresh weights on every rank and in every runner
         g = Generator(cfg.model)
         if g_init is not None:
-            g.load_state_dict(g_init)
+            load_weights(g, g_init)
+        if cfg.train.condition_only:
+            if g.conditioning is None:
+                raise ValueError("train.condition_only needs a conditioned generator: set model.conditions")
+            g.requires_grad_(False)
+            for name, p in g.named_parameters():
+                p.requires_grad_(is_conditioning(name))
         self.g = wrap(self._lay_out(g))
         self.g_opt = self._adam(self.g)
         # The EMA of G's weights: not wrapped (every rank updates its own copy from identical weights)
@@ -113,7 +120,8 @@ class Trainer:
 
     def _adam(self, module: nn.Module) -> torch.optim.Optimizer:
         tc = self.cfg.train
-        return torch.optim.Adam(module.parameters(), lr=self.schedule.learning_rate, betas=(tc.beta1, tc.beta2))
+        trained = [p for p in module.parameters() if p.requires_grad]  # train.condition_only freezes the rest
+        return torch.optim.Adam(trained, lr=self.schedule.learning_rate, betas=(tc.beta1, tc.beta2))
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -127,12 +135,14 @@ class Trainer:
 
     # ------------------------------------------------------------ one step
 
-    def train_step(self, lr: torch.Tensor | np.ndarray, hr: torch.Tensor | np.ndarray
-                   ) -> dict[str, float | torch.Tensor]:
+    def train_step(self, lr: torch.Tensor | np.ndarray, hr: torch.Tensor | np.ndarray,
+                   cond: torch.Tensor | np.ndarray | None = None) -> dict[str, float | torch.Tensor]:
         """One step at this step's learning rate: G, then (phase srgan) D.
 
         Args:
             lr: uint8 (B, h, w, 3) LR crops; hr: uint8 (B, h*s, w*s, 3), the aligned HR crops.
+            cond: float32 (B, k), the crops' condition vectors (srgan.crops.CropStream); used by a
+                conditioned generator, None or k = 0 for a blind one.
 
         Returns:
             The step's losses as detached 0-dim device tensors (reading one waits for the device:
@@ -143,7 +153,8 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = rate
         lr, hr = self._input(lr), self._input(hr)
-        logs, sr, logits = self._generator_step(lr, hr)
+        cond = torch.as_tensor(cond).to(self.device) if self.cfg.model.conditions and cond is not None else None
+        logs, sr, logits = self._generator_step(lr, hr, cond)
         if self.g_ema is not None:
             self._update_ema()
         if self.d is not None:
@@ -151,7 +162,7 @@ class Trainer:
         self.step += 1
         return logs | {"learning_rate": rate}
 
-    def _generator_step(self, lr: torch.Tensor, hr: torch.Tensor
+    def _generator_step(self, lr: torch.Tensor, hr: torch.Tensor, cond: torch.Tensor | None = None
                         ) -> tuple[dict[str, torch.Tensor], torch.Tensor, tuple[torch.Tensor, ...]]:
         """Content loss (+ LDL) (+ grid) (+ blocks) (+ adversarial_weight x the GAN loss in phase srgan).
 
@@ -161,12 +172,12 @@ class Trainer:
         cfg = self.cfg.loss
         self.g_opt.zero_grad(set_to_none=True)
         with autocast(self.device, self.bf16):
-            sr = self.g(lr)  # (B, 3, h*s, w*s), not clamped
+            sr = self.g(lr, cond)  # (B, 3, h*s, w*s), not clamped
         loss = content = self.content(sr.float(), hr)
         logs = {"content": content.detach()}
         if cfg.ldl_weight > 0:
             with torch.no_grad(), autocast(self.device, self.bf16):
-                sr_ema = self.g_ema(lr).float()
+                sr_ema = self.g_ema(lr, cond).float()
             logs["ldl"] = ldl = ldl_loss(sr.float(), sr_ema, hr)
             loss = loss + cfg.ldl_weight * ldl
         if cfg.grid_weight > 0:
@@ -327,8 +338,8 @@ def fit(trainer: Trainer, batches: Iterable[Batch], events: Events, val_dir: str
     if trainer.step >= steps:
         return
     meter = Meter()
-    for wait, (lr, hr) in timed(batches):
-        logs = trainer.train_step(lr, hr)
+    for wait, batch in timed(batches):
+        logs = trainer.train_step(*batch)
         step, last = trainer.step, trainer.step == steps
         if chief:
             meter.add(logs | {"data_wait_s": wait})

@@ -1,11 +1,13 @@
 """Real-photo degradations (srgan.degradations) against hand-computed cases."""
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
 from helpers import BENCHMARKS
+from srgan.condition import Condition
 from srgan.config import DegradeConfig, DegradeRound
 from srgan.degradations import (
     SpecError,
@@ -124,9 +126,23 @@ def test_resize_shapes_and_modes(rng):
 def test_the_pipeline_makes_lr_from_hr_as_a_function_of_its_rng():
     hr = load_image(BENCHMARKS / "Set5" / "HR" / "baby.png")[:96, :96]
     cfg = DegradeConfig(enabled=True)
-    outs = [degrade(hr, cfg, 4, np.random.default_rng(seed)) for seed in (1, 1, 2)]
+    draws = [degrade(hr, cfg, 4, np.random.default_rng(seed)) for seed in (1, 1, 2)]
+    outs = [lr for lr, _ in draws]
     assert outs[0].shape == (24, 24, 3) and outs[0].dtype == np.uint8
     assert np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[0], outs[2])
+    assert draws[0][1] == draws[1][1]  # the condition too is a function of the draws
+
+
+def test_the_pipelines_condition_is_its_last_jpeg_and_its_lr_size_noise():
+    hr = load_image(BENCHMARKS / "Set5" / "HR" / "bird.png")[:96, :96]
+    only_second = DegradeConfig(enabled=True, first=DegradeRound(prob=0.0), final_sinc_prob=0.0, final_jpeg_prob=0.0,
+                                second=DegradeRound(blur_prob=0.0, gaussian_noise_prob=1.0, noise_sigma=(7, 7),
+                                                    jpeg_prob=0.0))
+    assert degrade(hr, only_second, 4, np.random.default_rng(0))[1] == Condition(noise_sigma=7.0)
+    last_jpeg = dataclasses.replace(only_second, second=DegradeRound(prob=0.0), final_jpeg_prob=1.0,
+                                    final_jpeg_quality=(55, 55))
+    qualities = {degrade(hr, last_jpeg, 4, np.random.default_rng(seed))[1].jpeg_quality for seed in range(8)}
+    assert qualities == {55, None}  # JPEG then resize leaves no 8 px block: no JPEG quality to tell
 
 
 def test_specs_parse_and_refuse_what_they_cannot_read():
@@ -151,7 +167,8 @@ def test_rounds_and_steps_left_out_by_their_probabilities_leave_the_final_resize
     hr = load_image(BENCHMARKS / "Set5" / "HR" / "bird.png")[:96, :96]
     off = DegradeConfig(enabled=True, first=DegradeRound(prob=0.0), second=DegradeRound(prob=0.0),
                         final_sinc_prob=0.0, final_jpeg_prob=0.0)
-    lr = degrade(hr, off, 4, np.random.default_rng(3))
+    lr, condition = degrade(hr, off, 4, np.random.default_rng(3))
+    assert condition == Condition()
     plain = [np.clip(np.round(resize(hr.astype(np.float32) / 255, 24, 24, m) * 255), 0, 255).astype(np.uint8)
              for m in ("area", "bilinear", "bicubic")]
     assert any(np.array_equal(lr, p) for p in plain)
@@ -160,10 +177,14 @@ def test_rounds_and_steps_left_out_by_their_probabilities_leave_the_final_resize
 def test_the_photo_round_works_on_the_clean_lr_at_its_own_scale():
     lr = load_image(BENCHMARKS / "Set5" / "LR_bicubic" / "X4" / "bird.png")
     only_jpeg = DegradeRound(blur_prob=0.0, resize_probs=(0.0, 0.0, 1.0), noise_prob=0.0, jpeg_quality=(60, 60))
-    out = photo_round(lr, only_jpeg, np.random.default_rng(0))
+    out, condition = photo_round(lr, only_jpeg, np.random.default_rng(0))
     assert np.array_equal(out, to_uint8(jpeg(lr.astype(np.float32) / 255, 60)))  # the LR saved as JPEG q60
+    assert condition == Condition(jpeg_quality=60)
     photo = DegradeConfig().photo  # blur in LR px, the size kept
-    outs = [photo_round(lr, photo, np.random.default_rng(seed)) for seed in range(8)]
+    outs = [photo_round(lr, photo, np.random.default_rng(seed))[0] for seed in range(8)]
     assert all(o.shape == lr.shape and o.dtype == np.uint8 for o in outs)
     assert len({o.tobytes() for o in outs}) > 4  # drawn anew for each seed...
-    assert np.array_equal(outs[0], photo_round(lr, photo, np.random.default_rng(0)))  # ...the same for the same
+    assert np.array_equal(outs[0], photo_round(lr, photo, np.random.default_rng(0))[0])  # ...the same for the same
+    noisy = DegradeRound(blur_prob=0.0, resize_probs=(0.0, 0.0, 1.0), gaussian_noise_prob=1.0, noise_sigma=(5, 5),
+                         jpeg_prob=0.0)
+    assert photo_round(lr, noisy, np.random.default_rng(0))[1] == Condition(noise_sigma=5.0)

@@ -2,7 +2,15 @@ import pytest
 import torch
 
 from srgan.config import ModelConfig
-from srgan.models import Discriminator, Generator, UNetDiscriminator, UpsampleBlock, count_parameters, discriminator
+from srgan.models import (
+    Discriminator,
+    Generator,
+    UNetDiscriminator,
+    UpsampleBlock,
+    count_parameters,
+    discriminator,
+    load_weights,
+)
 
 
 def test_srresnet_paper_parameter_count():
@@ -82,3 +90,28 @@ def test_unet_discriminator_gives_a_logit_per_pixel_with_spectral_norm():
     assert len(normed) == 8  # three down, three up, two extra; not the first and last convs
     assert count_parameters(discriminator(ModelConfig(discriminator="unet"))) == 4_376_897  # Real-ESRGAN's
     assert isinstance(discriminator(ModelConfig()), Discriminator)
+
+
+def test_a_conditioned_generator_starts_as_the_blind_one_and_keeps_it_for_the_clean_condition():
+    blind = Generator(ModelConfig(channels=8, blocks=2, norm="none")).eval()
+    g = load_weights(Generator(ModelConfig(channels=8, blocks=2, norm="none", conditions=("jpeg", "noise"))),
+                     blind.state_dict()).eval()
+    lr, cond = torch.rand(3, 3, 12, 10), torch.tensor([[0.25, 0.0], [0.0, 0.4], [0.7, 0.2]])
+    with torch.no_grad():
+        assert torch.equal(g(lr, cond), blind(lr))  # zero-initialised: every condition gives the blind output
+        for p in g.conditioning.parameters():  # trained conditioning...
+            p.add_(torch.randn_like(p))
+        assert not torch.allclose(g(lr, cond), blind(lr))  # ...moves the degraded inputs' output
+        assert torch.equal(g(lr, torch.zeros(3, 2)), blind(lr))  # but never the clean condition's
+        assert torch.equal(g(lr), blind(lr))  # None is the clean condition
+    with pytest.raises(ValueError, match=r"take a \(3, 2\) tensor"):
+        g(lr, torch.zeros(3, 1))
+
+
+def test_only_conditioning_weights_may_be_missing_when_loading():
+    blind = Generator(ModelConfig(channels=8, blocks=1, norm="none"))
+    conditioned = Generator(ModelConfig(channels=8, blocks=1, norm="none", conditions=("noise",)))
+    with pytest.raises(RuntimeError, match="conditioning"):
+        load_weights(blind, conditioned.state_dict())  # the other way round: unexpected keys
+    with pytest.raises(RuntimeError, match="head"):
+        load_weights(conditioned, {k: v for k, v in blind.state_dict().items() if not k.startswith("head")})

@@ -209,3 +209,18 @@ def test_gan_recipes_train_both_networks(recipe):
 def test_ldl_needs_the_ema():
     with pytest.raises(ValueError, match="ema_decay"):
         Trainer(load_config("tiny", overrides=["loss.ldl_weight=1"]), "srresnet")
+
+
+def test_condition_only_training_moves_the_conditioning_alone():
+    cfg = load_config("tiny", overrides=["model.norm=none", "model.conditions=[jpeg,noise]",
+                                         "train.condition_only=true", "srresnet.learning_rate=1e-2"])
+    trainer = Trainer(cfg, "srresnet")
+    g = trainer.g
+    base = {k: v.clone() for k, v in g.state_dict().items() if "adapter" not in k and "conditioning" not in k}
+    lr, hr = batch(cfg)
+    cond = np.tile(np.float32([[0.3, 0.2]]), (4, 1))
+    losses = [float(trainer.train_step(lr, hr, cond)["g_loss"]) for _ in range(8)]
+    assert losses[-1] < losses[0]  # the conditioning learns...
+    assert all(torch.equal(g.state_dict()[k], v) for k, v in base.items())  # ...and nothing else moves
+    with pytest.raises(ValueError, match="needs a conditioned generator"):
+        Trainer(load_config("tiny", overrides=["train.condition_only=true"]), "srresnet")
