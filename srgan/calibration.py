@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from srgan import ASSETS
+from srgan.condition import Condition
 from srgan.crops import tile_pairs
+from srgan.degradations import gaussian_noise, jpeg, to_uint8
 from srgan.images import find_images, load_image
 
 SHIPPED_TRAIN = ASSETS / "train"  # six BSD200 training images shipped with the package
@@ -66,3 +68,24 @@ def calibration_tiles(spec: Calibration) -> tuple[list[np.ndarray], dict]:
     tiles = [np.ascontiguousarray(available[i]) for i in picked]
     digest = hashlib.sha256(b"".join(t.tobytes() for t in tiles)).hexdigest()
     return tiles, {"images": len(files), "tiles_available": len(available), "tiles": len(tiles), "digest": digest}
+
+
+# What a conditioned generator's int8 graph is calibrated on, one condition per tile in turn: the
+# adapters' activations (0 for a clean input) are then seen at the levels degraded inputs bring.
+CALIBRATION_CONDITIONS = (Condition(), Condition(jpeg_quality=75), Condition(jpeg_quality=40),
+                          Condition(noise_sigma=10.0), Condition(jpeg_quality=60, noise_sigma=5.0))
+
+
+def conditioned_tiles(tiles: list[np.ndarray], seed: int = 0) -> list[tuple[np.ndarray, Condition]]:
+    """Each tile with a condition of CALIBRATION_CONDITIONS in turn, made to have gone through it:
+    Gaussian noise of its sigma, then a JPEG of its quality. uint8 (t, t, 3) tiles."""
+    rng, out = np.random.default_rng(seed), []
+    for i, tile in enumerate(tiles):
+        condition = CALIBRATION_CONDITIONS[i % len(CALIBRATION_CONDITIONS)]
+        img = tile.astype(np.float32) / 255
+        if condition.noise_sigma:
+            img = gaussian_noise(img, condition.noise_sigma, False, rng)
+        if condition.jpeg_quality is not None:
+            img = jpeg(np.clip(img, 0, 1), condition.jpeg_quality)
+        out.append((to_uint8(img), condition))
+    return out

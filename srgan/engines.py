@@ -2,7 +2,10 @@
 graph on a CPU runtime.
 
     engine(windows) -> srs    windows: uint8 (h, w, 3), all of one shape; srs: uint8 (h*s, w*s, 3)
-    engine.name, engine.scale, engine.card (the export card of a runtime engine, else None)
+    engine(windows, cond)     a conditioned generator's: cond float32 (N, k), each window's condition
+                              vector (srgan.condition; None: all clean)
+    engine.name, engine.scale, engine.card (the export card of a runtime engine, else None),
+    engine.conditions (what the generator is told: ModelConfig.conditions; () for a blind one)
 
     name            runtime        precision
     eager           PyTorch        fp32: the reference
@@ -96,8 +99,9 @@ class Engine(Protocol):
     name: str
     scale: int
     card: dict[str, Any] | None
+    conditions: tuple[str, ...]
 
-    def __call__(self, windows: list[np.ndarray]) -> list[np.ndarray]: ...
+    def __call__(self, windows: list[np.ndarray], cond: np.ndarray | None = None) -> list[np.ndarray]: ...
 
 
 def _missing(package: str) -> EngineUnavailable:
@@ -148,9 +152,26 @@ def to_batch(windows: list[np.ndarray]) -> np.ndarray:
     return np.stack(windows).transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255)
 
 
+def cond_batch(cond: np.ndarray | None, n: int, conditions: tuple[str, ...]) -> np.ndarray:
+    """The (n, k) float32 condition vectors a conditioned graph takes: `cond`, or zeros (clean)."""
+    if cond is None:
+        return np.zeros((n, len(conditions)), np.float32)
+    cond = np.asarray(cond, np.float32)
+    if cond.shape != (n, len(conditions)):
+        raise ValueError(f"conditions {conditions}: expected ({n}, {len(conditions)}) vectors, got {cond.shape}")
+    return cond
+
+
 def from_batch(sr: np.ndarray) -> list[np.ndarray]:
     """float32 (N, 3, H, W), about [0, 1] -> uint8 (H, W, 3) each, clamped and rounded as eager does."""
     return list(np.rint(np.clip(sr, 0, 1) * np.float32(255)).astype(np.uint8).transpose(0, 2, 3, 1))
+
+
+def graph_inputs(windows: list[np.ndarray], cond: np.ndarray | None, conditions: tuple[str, ...]
+                 ) -> dict[str, np.ndarray]:
+    """An exported graph's inputs by name: "lr" (N, 3, h, w), and "cond" (N, k) if it is conditioned."""
+    x = to_batch(windows)
+    return {"lr": x, "cond": cond_batch(cond, len(x), conditions)} if conditions else {"lr": x}
 
 
 class EagerEngine:
@@ -170,18 +191,20 @@ class EagerEngine:
             raise EngineError("eager-fp16 runs on CUDA only; on the CPU use eager-bf16")
         self.channels_last = precision == "bf16" and self.device.type == "cpu"
         self.g = copy.deepcopy(g).to(memory_format=torch.channels_last) if self.channels_last else g
-        self.precision, self.scale = precision, g.scale
+        self.precision, self.scale, self.conditions = precision, g.scale, tuple(getattr(g, "conditions", ()))
         self.name = "eager" if precision == "fp32" else f"eager-{precision}"
 
     @torch.inference_mode()
-    def __call__(self, windows: list[np.ndarray]) -> list[np.ndarray]:
+    def __call__(self, windows: list[np.ndarray], cond: np.ndarray | None = None) -> list[np.ndarray]:
         check_windows(windows)
         x = torch.from_numpy(np.stack(windows)).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        c = torch.from_numpy(cond_batch(cond, len(windows), self.conditions)).to(self.device) if self.conditions \
+            else None
         dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
         with torch.autocast(self.device.type, dtype=dtype, enabled=self.precision != "fp32"):
-            sr = self.g(x)  # (N, 3, h*s, w*s), about [0, 1]
+            sr = self.g(x, c) if self.conditions else self.g(x)  # (N, 3, h*s, w*s), about [0, 1]
         return list(sr.float().clamp_(0, 1).mul_(255.0).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
 
 
@@ -209,11 +232,12 @@ class OpenVINOEngine:
         self.request = compiled.create_infer_request()
         self.lock = threading.Lock()  # one infer request: its output buffer is reused by the next call
         self.name, self.scale, self.card, self.folder = card["engine"], card["scale"], card, folder
+        self.conditions = tuple(card.get("conditions", ()))
 
-    def __call__(self, windows: list[np.ndarray]) -> list[np.ndarray]:
-        x = to_batch(windows)
+    def __call__(self, windows: list[np.ndarray], cond: np.ndarray | None = None) -> list[np.ndarray]:
+        inputs = graph_inputs(windows, cond, self.conditions)
         with self.lock:
-            return from_batch(self.request.infer({0: x})[0])
+            return from_batch(self.request.infer(inputs)[0])
 
 
 class OnnxEngine:
@@ -225,9 +249,10 @@ class OnnxEngine:
         options.intra_op_num_threads, options.inter_op_num_threads = _threads(threads), 1
         self.session = ort.InferenceSession(str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
         self.name, self.scale, self.card, self.folder = card["engine"], card["scale"], card, folder
+        self.conditions = tuple(card.get("conditions", ()))
 
-    def __call__(self, windows: list[np.ndarray]) -> list[np.ndarray]:
-        return from_batch(self.session.run(None, {"lr": to_batch(windows)})[0])
+    def __call__(self, windows: list[np.ndarray], cond: np.ndarray | None = None) -> list[np.ndarray]:
+        return from_batch(self.session.run(None, graph_inputs(windows, cond, self.conditions))[0])
 
 
 RUNTIME_ENGINES = {"openvino": OpenVINOEngine, "onnxruntime": OnnxEngine}

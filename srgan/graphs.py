@@ -5,7 +5,8 @@
                                      --nncf.quantize(calibration)--> model.xml (int8)  "openvino-int8"
     + engine.json: the card (source, precision, runtime version, Set5 PSNR, calibration)
 
-Graph I/O, whatever the runtime: input "lr" float32 (N, 3, h, w) in [0, 1]; output "sr" float32
+Graph I/O, whatever the runtime: input "lr" float32 (N, 3, h, w) in [0, 1] (and for a conditioned
+generator "cond" float32 (N, k), the condition vectors of srgan.condition); output "sr" float32
 (N, 3, h*s, w*s), about [0, 1] and not clamped (clamp, x255 and round to get the image).
 
 The exported graph computes the generator's function with one change of form (`ExportGraph`):
@@ -99,10 +100,9 @@ class ExportGraph(nn.Module):
         self.tail = nn.Conv2d(w2.shape[1], w2.shape[0], w2.shape[2], padding=pad)
         self.tail.weight.data, self.tail.bias.data = w2, g.tail.bias.detach().repeat_interleave(r * r)
 
-    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+    def forward(self, lr: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         g = self.g
-        feat = g.head(lr)  # as Generator.forward up to the last upsampling block
-        feat = feat + g.trunk_tail(g.blocks(feat))
+        feat = g.features(lr, cond)  # as Generator.forward up to the last upsampling block
         for block in g.upsample[:-1]:
             feat = block(feat)
         return F.pixel_shuffle(self.tail(self.act(self.conv(feat))), 2)  # (B, 3, H*s, W*s)
@@ -110,16 +110,20 @@ class ExportGraph(nn.Module):
 
 def export_onnx(g: nn.Module, path: Path) -> None:
     """Write generator `g` (any device) as an ONNX graph of `ExportGraph(g)`, with dynamic batch,
-    height and width (opset 17)."""
+    height and width (opset 17); a conditioned generator's graph also takes "cond" (N, k)."""
     require("onnx")
+    conditions = tuple(g.conditions)
     g = ExportGraph(copy.deepcopy(g).float().cpu()).eval()
+    inputs, names, axes = (torch.rand(1, 3, 32, 32),), ["lr"], {"lr": {0: "n", 2: "h", 3: "w"}}
+    if conditions:
+        inputs, names = (*inputs, torch.full((1, len(conditions)), 0.5)), [*names, "cond"]
+        axes["cond"] = {0: "n"}
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of torch.export's, which needs onnxscript,
         # one more dependency; this one writes the convolutions and pixel shuffles of the generator.
         warnings.simplefilter("ignore")
-        torch.onnx.export(g, (torch.rand(1, 3, 32, 32),), str(path), dynamo=False, opset_version=17,
-                          input_names=["lr"], output_names=["sr"],
-                          dynamic_axes={"lr": {0: "n", 2: "h", 3: "w"}, "sr": {0: "n", 2: "H", 3: "W"}})
+        torch.onnx.export(g, inputs, str(path), dynamo=False, opset_version=17, input_names=names,
+                          output_names=["sr"], dynamic_axes={**axes, "sr": {0: "n", 2: "H", 3: "W"}})
 
 
 def set5_psnr(engine: Any) -> float:
@@ -155,7 +159,7 @@ def _artifacts(g: nn.Module, folder: Path, name: str, calibration: Calibration) 
     if spec.precision == "int8":
         tiles, info = calibration_tiles(calibration)
         start = time.perf_counter()
-        model, kept = quantize_openvino(model, tiles)
+        model, kept = quantize_openvino(model, tiles, tuple(g.conditions))
         info["seconds"] = round(time.perf_counter() - start, 1)
         about |= {"precision": "int8 convolutions (weights per channel, activations per tensor); the layers in "
                                "kept_in_higher_precision in bf16 where the CPU has it, else fp32",
@@ -183,6 +187,7 @@ def export_engine(g: nn.Module, folder: str | Path, name: str, *, calibration: C
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     card: dict[str, Any] = {"format": CARD_FORMAT, "engine": name, "runtime": spec.runtime, "scale": g.scale,
+                            "conditions": list(g.conditions),
                             **_artifacts(g, folder, name, calibration or Calibration(scale=g.scale)),
                             "input": {"name": "lr", "dtype": "float32", "layout": "NCHW", "range": [0, 1],
                                       "shape": ["N", 3, "h", "w"]},

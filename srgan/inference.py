@@ -24,6 +24,7 @@ from torch import nn
 
 from srgan.calibration import Calibration
 from srgan.canvas import Canvas
+from srgan.condition import Condition, condition_vectors
 from srgan.engines import (
     CARD,
     ENGINES,
@@ -53,26 +54,36 @@ def autocast(device: torch.device | str, enabled: bool) -> contextlib.AbstractCo
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def upscale(model: Engine | nn.Module, rgb: np.ndarray) -> np.ndarray:
+def cond_for(engine: Engine, condition: Condition | None, n: int) -> np.ndarray | None:
+    """The (n, k) condition vectors of `n` windows of one input for `engine` (None: a blind engine,
+    or no condition given: clean)."""
+    if not engine.conditions or condition is None:
+        return None
+    return np.repeat(condition_vectors([condition], engine.conditions), n, axis=0)
+
+
+def upscale(model: Engine | nn.Module, rgb: np.ndarray, condition: Condition | None = None) -> np.ndarray:
     """Upscale a whole uint8 RGB (H, W, 3) image in one pass -> uint8 (H*s, W*s, 3).
 
     `model` is an engine (srgan.engines) or a generator (eval mode), run as the eager fp32 engine.
+    `condition`: what the input went through (srgan.condition), for a conditioned generator.
     """
-    return as_engine(model)([rgb])[0]
+    engine = as_engine(model)
+    return engine([rgb], cond_for(engine, condition, 1))[0]
 
 
 def upscale_image(model: Engine | nn.Module, image: Decoded, tile: int, pad: int, batch: int = 4,
-                  fmt: str = "png") -> Image.Image:
+                  fmt: str = "png", condition: Condition | None = None) -> Image.Image:
     """Upscale a decoded image tile by tile, the offline path: SR windows run `batch` at a time
-    through `model` (as in `upscale`) and their cores go straight into a `Canvas` (memory: the
-    output's one copy plus a batch of windows). Returns the Pillow image `write_image` encodes as
-    `fmt` (see `Canvas` for its mode)."""
+    through `model` (as in `upscale`, told `condition`) and their cores go straight into a `Canvas`
+    (memory: the output's one copy plus a batch of windows). Returns the Pillow image `write_image`
+    encodes as `fmt` (see `Canvas` for its mode)."""
     engine = as_engine(model)
     canvas = Canvas(image, engine.scale, fmt)
     tiles = plan_tiles(image.rgb.shape[0], image.rgb.shape[1], tile, pad)
     for i in range(0, len(tiles), batch):
         group = tiles[i:i + batch]
-        for t, sr in zip(group, engine([cut(image.rgb, t) for t in group])):
+        for t, sr in zip(group, engine([cut(image.rgb, t) for t in group], cond_for(engine, condition, len(group)))):
             canvas.paste(t, core(sr, t, engine.scale))
     return canvas.finish()
 

@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from srgan.calibration import conditioned_tiles
+from srgan.condition import Condition, condition_vectors
 from srgan.engines import require
 
 
@@ -54,21 +56,27 @@ def _is_constant(port: Any) -> bool:
 
 def kept_layers(model: Any) -> list[str]:
     """Names of the layers of an OpenVINO model of the generator to keep out of int8: the last
-    convolution (the 9x9 tail) and every addition of two activations (the residual skips), found by
-    the graph's structure so that any depth, width or scale works."""
+    convolution (the 9x9 tail), every addition of two activations (the residual skips; in a
+    conditioned generator, the gated adapters' too) and every matrix product (a conditioned
+    generator's condition embedding: a few hundred multiply-adds), found by the graph's structure so
+    that any depth, width or scale works."""
     ops = model.get_ordered_ops()
     convs = [op.get_friendly_name() for op in ops if op.get_type_name() == "Convolution"]
     adds = [op.get_friendly_name() for op in ops
             if op.get_type_name() == "Add" and not any(_is_constant(port) for port in op.inputs())]
-    return [convs[-1], *adds]
+    matmuls = [op.get_friendly_name() for op in ops if op.get_type_name() == "MatMul"]
+    return [convs[-1], *adds, *matmuls]
 
 
-def quantize_openvino(model: Any, tiles: list[np.ndarray]) -> tuple[Any, list[str]]:
+def quantize_openvino(model: Any, tiles: list[np.ndarray], conditions: tuple[str, ...] = ()) -> tuple[Any, list[str]]:
     """int8 quantization of an OpenVINO model of the generator, calibrated on `tiles`.
 
     Args:
-        model: openvino.Model, input float32 (N, 3, h, w) in [0, 1].
-        tiles: uint8 (t, t, 3) LR tiles (srgan.calibration), each one calibration sample.
+        model: openvino.Model, input float32 (N, 3, h, w) in [0, 1] (and "cond" (N, k) when
+            `conditions` are given: the generator's, ModelConfig.conditions).
+        tiles: uint8 (t, t, 3) LR tiles (srgan.calibration), each one calibration sample; for a
+            conditioned generator each made to have gone through a condition of its own
+            (srgan.calibration.conditioned_tiles).
 
     Returns:
         The quantized openvino.Model (FakeQuantize ops; weights int8 per-channel symmetric,
@@ -80,9 +88,14 @@ def quantize_openvino(model: Any, tiles: list[np.ndarray]) -> tuple[Any, list[st
 
     nncf.set_log_level(logging.ERROR)  # its progress bars and notes go to stdout
     kept = kept_layers(model)
-    dataset = nncf.Dataset(tiles, lambda t: t.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255))
+    samples = conditioned_tiles(tiles) if conditions else [(t, None) for t in tiles]
+
+    def transform(sample: tuple[np.ndarray, Condition | None]) -> Any:
+        tile, condition = sample
+        x = tile.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255)
+        return {"lr": x, "cond": condition_vectors([condition], conditions)} if conditions else x
     quantized = nncf.quantize(
-        model, dataset, subset_size=len(tiles), ignored_scope=nncf.IgnoredScope(names=kept),
+        model, nncf.Dataset(samples, transform), subset_size=len(samples), ignored_scope=nncf.IgnoredScope(names=kept),
         preset=nncf.QuantizationPreset.MIXED,  # symmetric weights, asymmetric activations
         advanced_parameters=nncf.AdvancedQuantizationParameters(
             activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX))

@@ -157,3 +157,30 @@ def test_bad_requests_are_clear_errors(tiny, call, message):
 def test_not_an_exported_folder(tmp_path):
     with pytest.raises(EngineError, match="not an exported engine"):
         load_engine(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["onnx", "openvino", "openvino-int8"])
+def test_a_conditioned_generator_exports_with_its_condition_input(name, tmp_path):
+    """The exported graph takes the condition vectors beside the LR ("cond", (N, k)); each window of
+    a batch is told its own, and no condition is the clean one."""
+    from srgan.calibration import Calibration
+    from srgan.condition import Condition, condition_vectors
+    from srgan.models import load_weights
+
+    torch.manual_seed(0)
+    blind = Generator(ModelConfig(channels=8, blocks=2, norm="none")).eval()
+    g = load_weights(Generator(ModelConfig(channels=8, blocks=2, norm="none", conditions=("jpeg", "noise"))),
+                     blind.state_dict()).eval()
+    with torch.no_grad():
+        for p in g.conditioning.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    card = export_engine(g, tmp_path, name, calibration=Calibration(count=20))
+    engine = load_engine(tmp_path)
+    assert card["conditions"] == ["jpeg", "noise"] and engine.conditions == ("jpeg", "noise")
+    lr = load_image(SET5_LR / "bird.png")[:32, :32]
+    cond = condition_vectors([Condition(40), Condition(noise_sigma=8.0), Condition()], engine.conditions)
+    eager = EagerEngine(g)([lr] * 3, cond)
+    for sr, ref in zip(engine([lr] * 3, cond), eager):
+        assert fidelity(sr, ref) >= (40.0 if name == "openvino-int8" else 60.0)
+    assert np.abs(eager[0].astype(int) - eager[1].astype(int)).mean() > 0.5  # two conditions, two outputs
+    assert fidelity(engine([lr])[0], EagerEngine(blind)([lr])[0]) >= (40.0 if name == "openvino-int8" else 60.0)
