@@ -47,6 +47,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-image", action="store_true", help="print and save per-image figures")
     p.add_argument("--alpha", type=alpha, metavar="A", help=ALPHA_HELP)
     p.add_argument("--engine", default="eager", choices=ENGINE_NAMES, metavar="ENGINE", help=ENGINE_HELP)
+    p.add_argument("--condition", choices=["read", "true"], default="read",
+                   help="what a conditioned model (auto) is told of each LR: 'read' from the LR file as a user's "
+                        "upload would be (srgan.condition), or the degradation spec's 'true' values, the model's "
+                        "ceiling (default: %(default)s; blind models ignore it)")
     p.set_defaults(run=run)
 
 
@@ -61,13 +65,13 @@ def _metrics(args: argparse.Namespace) -> list[str]:
     return metrics
 
 
-def _upscaler(args: argparse.Namespace) -> tuple[Upscaler | None, str]:
-    """The upscaler to evaluate and how the table names it."""
+def _upscaler(args: argparse.Namespace) -> tuple[Upscaler | None, str, bool]:
+    """The upscaler to evaluate, how the table names it, and whether it is told each LR's condition."""
     check_alpha(args.model, args.alpha)
     if args.model == "hr":
-        return None, "hr"
+        return None, "hr", False
     if args.model == "bicubic":
-        return bicubic_upscaler(args.scale), "bicubic"
+        return bicubic_upscaler(args.scale), "bicubic", False
     from pipelines.model_uri import load_engine  # torch and the model code only when a model runs
     from srgan.inference import upscale
 
@@ -75,21 +79,26 @@ def _upscaler(args: argparse.Namespace) -> tuple[Upscaler | None, str]:
     if engine.scale != args.scale:
         raise UsageError(f"--model {args.model} upscales x{engine.scale}, but --scale is {args.scale}")
     model = args.model if args.alpha is None else f"alpha {args.alpha:g}"
-    return partial(upscale, engine), f"{model} (engine {engine.name})"
+    if engine.conditions:
+        model += f", condition {args.condition}"
+    return partial(upscale, engine), f"{model} (engine {engine.name})", bool(engine.conditions)
 
 
 def run(args: argparse.Namespace) -> int:
     metrics = _metrics(args)
     spec = parse_spec(args.degrade) if args.degrade else None
-    upscaler, label = _upscaler(args)
+    upscaler, label, conditioned = _upscaler(args)
     if spec is not None:
         label += f", LR degraded by {spec.text}"
     results = {}
     for name in [s.strip() for s in args.sets.split(",") if s.strip()]:
         save_dir = args.save_images / name if args.save_images else None
-        results[name] = evaluate_set(upscaler, args.data / name, args.scale, save_dir, metrics, spec)
+        results[name] = evaluate_set(upscaler, args.data / name, args.scale, save_dir, metrics, spec,
+                                     args.condition if conditioned else None)
         if spec is not None:
             results[name]["degrade"] = spec.text
+        if conditioned:
+            results[name]["condition"] = args.condition
     print(format_table(results, label, args.per_image))
     if args.json:
         if not args.per_image:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from pipelines import UsageError
 from pipelines.commands import ALPHA_HELP, ENGINE_HELP, MODEL_HELP, alpha, check_alpha
 from pipelines.settings import ENGINE_NAMES
+from srgan.condition import CLEAN, condition_from_overrides, read_condition
 from srgan.images import ImageError, check_encodable, decode_image, find_images, read_bytes, write_image
 
 log = logging.getLogger(__name__)
@@ -58,13 +59,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Upscale files or folders of images with the generator, tile by tile.")
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders (recursive)")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
-    # realworld: what an upscaler of people's photos meets is JPEG, noise and resizing (docs/real-photos.md)
-    p.add_argument("--model", default="realworld", help=MODEL_HELP)
+    # auto: what an upscaler of people's photos meets is JPEG and noise, and each file says how much
+    # (docs/real-photos.md)
+    p.add_argument("--model", default="auto", help=MODEL_HELP)
     p.add_argument("--tile", type=int, default=128, help="LR tile side in px (default: %(default)s)")
     p.add_argument("--pad", type=int, default=24, help="LR context around each tile in px (default: %(default)s)")
     p.add_argument("--format", default="png", choices=["png", "jpeg", "webp"], help="output format (default: png)")
     p.add_argument("--quality", type=int, default=95, help="jpeg/webp quality (default: %(default)s)")
     p.add_argument("--alpha", type=alpha, metavar="A", help=ALPHA_HELP)
+    p.add_argument("--jpeg-quality", metavar="Q", help="a conditioned model's (auto's) JPEG quality for every input, "
+                                                       "1-100 or 'none', in place of what each file says")
+    p.add_argument("--noise", metavar="SIGMA", help="a conditioned model's (auto's) noise sigma (grey levels) for "
+                                                    "every input, in place of what is read from its pixels")
     p.add_argument("--engine", default="auto", choices=ENGINE_NAMES, metavar="ENGINE", help=ENGINE_HELP)
     p.add_argument("--max-pixels", type=int, default=50_000_000, help="refuse larger inputs (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -90,7 +96,11 @@ def run(args: argparse.Namespace) -> int:
 
     pairs = plan(collect(args.inputs), args.out, args.format)
     check_alpha(args.model, args.alpha)
+    condition_from_overrides(CLEAN, args.jpeg_quality, args.noise)  # a bad value stops the run before the model loads
     engine = load_engine(args.model, args.engine, alpha=args.alpha)
+    if not engine.conditions and (args.jpeg_quality is not None or args.noise is not None):
+        raise UsageError(f"--jpeg-quality and --noise tell a conditioned model what its inputs went through; "
+                         f"--model {args.model} is blind to it")
     done, skipped, failed = 0, 0, []
     for src, dst in tqdm(pairs, desc="upscale", unit="image", disable=None):
         if dst.exists() and not args.overwrite:
@@ -100,7 +110,11 @@ def run(args: argparse.Namespace) -> int:
             image = decode_image(read_bytes(src), str(src), args.max_pixels)
             h, w = image.rgb.shape[:2]
             check_encodable(w * engine.scale, h * engine.scale, args.format, str(src))  # before the work, not after
-            img = upscale_image(engine, image, args.tile, args.pad, fmt=args.format)
+            condition = None
+            if engine.conditions:
+                condition = condition_from_overrides(read_condition(image), args.jpeg_quality, args.noise)
+                log.info("%s: %s", src, condition)
+            img = upscale_image(engine, image, args.tile, args.pad, fmt=args.format, condition=condition)
             write_atomic(dst, img, args.format, args.quality)
             done += 1
         except ImageError as e:

@@ -14,9 +14,10 @@ from srgan import ASSETS, DIAL_PAIRS, SHIPPED_MODELS
 from srgan.benchmarks import load_pair, set_layout
 from srgan.checkpoint import load_generator, save_checkpoint
 from srgan.config import load_config
+from srgan.degradations import parse_spec
 from srgan.images import load_image, save_image
 from srgan.inference import upscale
-from srgan.metrics import rgb_to_y
+from srgan.metrics import psnr, rgb_to_y
 from srgan.models import Generator
 from srgan.niqe import niqe
 
@@ -180,3 +181,28 @@ def test_bad_alpha_is_an_error(args, message, capsys):
     with pytest.raises(SystemExit) if "1.5" in args else nullcontext():
         assert main(["evaluate", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_conditioned_model_is_evaluated_on_the_condition_read_from_each_file_or_the_true_one(tmp_path):
+    import torch
+
+    from srgan.benchmarks import load_input
+    from srgan.condition import Condition, read_condition
+    from srgan.images import decode_image
+
+    cfg = load_config("tiny", overrides=["model.norm=none", "model.conditions=[jpeg,noise]"])
+    torch.manual_seed(1)
+    g = Generator(cfg.model).eval()
+    with torch.no_grad():
+        for p in g.conditioning.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    folder = str(save_checkpoint(tmp_path / "conditioned", g, cfg))
+    args = ["--model", folder, "--degrade", "jpeg:40", "--metrics", "psnr", "--per-image"]
+    read, true = (_run(tmp_path, *args, "--condition", mode)["Set5"] for mode in ("read", "true"))
+    assert read["condition"] == "read" and true["condition"] == "true"  # the JSON names which
+    assert {m["condition"] for m in true["per_image"].values()} == {str(Condition(40))}
+    files, lr_dir = set_layout(ASSETS / "benchmarks" / "Set5", 4)
+    test = load_input(files[0], lr_dir, 4, parse_spec("jpeg:40"))
+    told = read_condition(decode_image(test.file))  # read from the JPEG's own tables
+    assert read["per_image"][files[0].stem]["condition"] == str(told) and told.jpeg_quality == pytest.approx(40, abs=5)
+    assert read["per_image"][files[0].stem]["psnr"] == pytest.approx(psnr(upscale(g, test.lr, told), test.hr, 4))

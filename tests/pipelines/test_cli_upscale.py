@@ -106,3 +106,34 @@ def test_a_model_fetched_from_a_uri_leaves_no_copy_behind(tmp_path, benchmarks, 
                    env={**os.environ, "TMPDIR": str(scratch)}, check=True, capture_output=True)
     assert (tmp_path / "out" / "bird.png").is_file()
     assert not list(scratch.glob("srgan-model-*"))  # the downloaded copy went with the process
+
+
+def test_a_conditioned_model_is_told_what_each_file_says_or_what_the_flags_set(tmp_path, benchmarks, checkpoint,
+                                                                              capsys):
+    from srgan.condition import Condition, read_condition
+    from srgan.images import decode_image, read_bytes
+
+    cfg = load_config("tiny", overrides=["model.norm=none", "model.conditions=[jpeg,noise]"])
+    torch.manual_seed(1)
+    g = Generator(cfg.model).eval()
+    with torch.no_grad():
+        for p in g.conditioning.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    folder = str(save_checkpoint(tmp_path / "conditioned", g, cfg))
+    src = tmp_path / "bird.jpg"
+    Image.open(benchmarks / "Set5" / "LR_bicubic" / "X4" / "bird.png").save(src, quality=50)
+    decoded = decode_image(read_bytes(src))
+    flags = ["--model", folder, "--tile", "16", "--pad", "4", "--engine", "eager"]
+
+    def expected(condition):
+        return np.asarray(upscale_image(g, decoded, 16, 4, condition=condition))
+    assert main(["upscale", str(src), "-o", str(tmp_path / "read"), *flags]) == 0
+    assert np.array_equal(load_image(tmp_path / "read" / "bird.png"), expected(read_condition(decoded)))
+    assert main(["upscale", str(src), "-o", str(tmp_path / "set"), *flags, "--jpeg-quality", "none",
+                 "--noise", "4"]) == 0
+    assert np.array_equal(load_image(tmp_path / "set" / "bird.png"), expected(Condition(None, 4.0)))
+    capsys.readouterr()
+    assert main(["upscale", str(src), "-o", str(tmp_path / "bad"), *flags, "--jpeg-quality", "0"]) == 2
+    assert "jpeg" in capsys.readouterr().err
+    assert main(["upscale", str(src), "-o", str(tmp_path / "blind"), "--model", checkpoint, "--noise", "3"]) == 2
+    assert "blind" in capsys.readouterr().err
