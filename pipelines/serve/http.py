@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from srgan import DIAL_PAIRS, dial_pair, images
+from srgan.condition import CLEAN, Condition, ConditionError, condition_from_overrides
 from srgan.images import ImageError
 
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
@@ -16,7 +17,7 @@ STATUS = {images.EMPTY: 400, images.CORRUPT: 400, images.UNREADABLE: 400, images
           images.MULTI_FRAME: 415, images.UNSUPPORTED: 415, images.TOO_MANY_PIXELS: 413,
           images.SIDE_TOO_LONG: 413, images.TOO_LARGE_FOR_FORMAT: 400}
 RAW_TYPES = ("image/", "application/octet-stream")
-QUERY_KEYS = ("format", "quality", "method", "timeout", "alpha", "model")
+QUERY_KEYS = ("format", "quality", "method", "timeout", "alpha", "model", "jpeg_quality", "noise")
 
 
 class HTTPError(Exception):
@@ -37,6 +38,9 @@ class UpscaleQuery:
     timeout_s: float  # the request's deadline: its own `timeout`, at most the server's
     alpha: float | None  # the perception-distortion dial (srgan.checkpoint.load_interpolated), or the model itself
     model: str | None  # one of the endpoint's offered models by name, or None: the served model
+    # A conditioned model's overrides of what is read from the upload (srgan.condition): None reads it
+    jpeg_quality: str | None = None
+    noise: str | None = None
 
 
 def parse_query(request: Request, server_timeout_s: float, served: str, offered: tuple[str, ...]) -> UpscaleQuery:
@@ -64,7 +68,17 @@ def parse_query(request: Request, server_timeout_s: float, served: str, offered:
         raise HTTPError(400, "bad_timeout", f"timeout {timeout!r} must be a positive number of seconds")
     timeout_s = min(float(timeout), server_timeout_s) if timeout else server_timeout_s
     alpha, model = _dial(q, served, offered)
-    return UpscaleQuery(fmt, int(quality), method, timeout_s, alpha, model)
+    jpeg_quality, noise = q.get("jpeg_quality"), q.get("noise")
+    overridden(CLEAN, jpeg_quality, noise)  # refused here, before the body is read
+    return UpscaleQuery(fmt, int(quality), method, timeout_s, alpha, model, jpeg_quality, noise)
+
+
+def overridden(read: Condition, jpeg_quality: str | None, noise: str | None) -> Condition:
+    """`read` with the query's `jpeg_quality` and `noise` in its place; a bad value is a 400."""
+    try:
+        return condition_from_overrides(read, jpeg_quality, noise)
+    except ConditionError as e:
+        raise HTTPError(400, "bad_condition", str(e)) from e
 
 
 def _dial(q, served: str, offered: tuple[str, ...]) -> tuple[float | None, str | None]:

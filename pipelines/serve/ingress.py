@@ -30,10 +30,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipelines.serve.admission import Admission, Ticket, request_bytes
 from pipelines.serve.encoding import encoded_chunks, give_freed_memory_back
-from pipelines.serve.http import FORMATS, HTTPError, UpscaleQuery, busy, image_bytes, parse_query, refusal
+from pipelines.serve.http import (
+    FORMATS,
+    HTTPError,
+    UpscaleQuery,
+    busy,
+    image_bytes,
+    overridden,
+    parse_query,
+    refusal,
+)
 from pipelines.settings import ServeSettings
 from srgan.canvas import Canvas
-from srgan.images import ImageError, check_encodable, decode_image, image_size
+from srgan.condition import Condition, read_condition
+from srgan.images import Decoded, ImageError, check_encodable, decode_image, image_size
 from srgan.tiling import plan_tiles
 
 log = logging.getLogger(__name__)
@@ -52,6 +62,13 @@ async def _routing_error(request: Request, exc: StarletteHTTPException) -> JSONR
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return JSONResponse({"error": code, "detail": str(exc.detail)}, status_code=exc.status_code,
                         headers=getattr(exc, "headers", None))
+
+
+def _jpeg_bucket(quality: int | None) -> str:
+    """A metrics tag of few values: none, under 50, 50-79, 80 and over."""
+    if quality is None:
+        return "none"
+    return "<50" if quality < 50 else "50-79" if quality < 80 else ">=80"
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=200, graceful_shutdown_timeout_s=360)
@@ -75,6 +92,9 @@ class Ingress:
                                     "request", boundaries=[0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300])
         self.seconds = Histogram("srgan_request_seconds", description="time from arrival to the first byte out",
                                  boundaries=[0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300], tag_keys=("method",))
+        self.conditions = Counter("srgan_conditions", description="uploads to a conditioned model by what they went "
+                                  "through: JPEG quality, noise, read from the file or set by the query",
+                                  tag_keys=("jpeg", "noise", "source"))
         self.in_progress = Gauge("srgan_requests_in_progress", description="upscale requests held by the replica")
         self.reserved = Gauge("srgan_memory_reserved_bytes", description="bytes reserved for requests in progress")
 
@@ -116,6 +136,18 @@ class Ingress:
                                 status_code=503)
         return JSONResponse({"ready": True, **info})
 
+    @api.post("/v1/condition")
+    async def condition(self, request: Request) -> dict:
+        """What an upload went through, as the conditioned models read it (the web page shows it)."""
+        data = await image_bytes(request, self.max_body)
+        try:
+            image = await asyncio.to_thread(decode_image, data, "upload", self.settings.max_pixels,
+                                            self.settings.max_side)
+        except ImageError as e:
+            raise refusal(e) from e
+        read = await asyncio.to_thread(read_condition, image)
+        return {"jpeg_quality": read.jpeg_quality, "noise": read.noise_sigma, "text": str(read)}
+
     @api.get("/", response_class=HTMLResponse)
     async def page(self) -> str:
         return resources.files("pipelines").joinpath("static/index.html").read_text()
@@ -150,7 +182,7 @@ class Ingress:
             ticket.release()
             self._gauges()
         try:
-            img = await asyncio.wait_for(self._render(request, q, ticket, stop), q.timeout_s)
+            img, condition = await asyncio.wait_for(self._render(request, q, ticket, stop), q.timeout_s)
         except asyncio.TimeoutError:
             stop.set()
             done()
@@ -163,13 +195,36 @@ class Ingress:
         self.seconds.observe(time.perf_counter() - t0, tags={"method": q.method})
         chunks = encoded_chunks(img, q.fmt, q.quality, done)
         weakref.finalize(chunks, done)  # a response never sent never runs the stream's own `finally`
-        return StreamingResponse(chunks, media_type=FORMATS[q.fmt],
-                                 headers={"X-Scale": str(self.model["scale"]), "X-Size": f"{img.width}x{img.height}"})
+        headers = {"X-Scale": str(self.model["scale"]), "X-Size": f"{img.width}x{img.height}"}
+        if condition is not None:
+            headers["X-Condition"] = str(condition)
+        return StreamingResponse(chunks, media_type=FORMATS[q.fmt], headers=headers)
 
-    async def _render(self, request: Request, q: UpscaleQuery, ticket: Ticket, stop: threading.Event) -> Image.Image:
-        """The upscaled image, in a canvas: body, header checks, reservation, decode, SR or bicubic, alpha."""
+    def _conditioned(self, q: UpscaleQuery) -> bool:
+        """Whether the query's model is told each input's condition; overrides for a blind one are a 400."""
+        model = q.model or self.model["model"]
+        conditioned = bool(self.model["conditions"][model])
+        if not conditioned and (q.jpeg_quality is not None or q.noise is not None):
+            raise HTTPError(400, "condition_unavailable", f"jpeg_quality and noise tell a conditioned model what "
+                                                          f"the upload went through; model {model!r} is blind to it")
+        return conditioned and q.method == "sr"
+
+    def _read_condition(self, image: Decoded, q: UpscaleQuery) -> Condition:
+        """What the upload went through, read from its file (srgan.condition), the query's overrides in place."""
+        read = read_condition(image)
+        condition = overridden(read, q.jpeg_quality, q.noise)
+        source = "read" if condition == read else "set"
+        self.conditions.inc(tags={"jpeg": _jpeg_bucket(condition.jpeg_quality),
+                                  "noise": "yes" if condition.noise_sigma >= 2 else "no", "source": source})
+        return condition
+
+    async def _render(self, request: Request, q: UpscaleQuery, ticket: Ticket, stop: threading.Event
+                      ) -> tuple[Image.Image, Condition | None]:
+        """The upscaled image, in a canvas, and the condition the model was told (None: a blind model):
+        body, header checks, reservation, decode, condition, SR or bicubic, alpha."""
         s = self.settings
         scale = (await self._model_info())["scale"]
+        conditioned = self._conditioned(q)
         data = await image_bytes(request, self.max_body)
         try:
             w, h = await asyncio.to_thread(image_size, data, "upload", s.max_pixels, s.max_side)
@@ -184,17 +239,20 @@ class Ingress:
         except ImageError as e:
             raise refusal(e) from e
         del data
+        condition = await asyncio.to_thread(self._read_condition, image, q) if conditioned else None
         canvas = await asyncio.to_thread(Canvas, image, scale, q.fmt)  # allocating 256 MB is pixel work too
         if q.method == "sr":
-            await self._super_resolve(image.rgb, canvas, q)
+            await self._super_resolve(image.rgb, canvas, q, condition)
         else:
             await asyncio.to_thread(canvas.paste_bicubic, stop)
-        return await asyncio.to_thread(canvas.finish, stop)
+        return await asyncio.to_thread(canvas.finish, stop), condition
 
-    async def _super_resolve(self, rgb: np.ndarray, canvas: Canvas, q: UpscaleQuery) -> None:
-        """SR cores from the Upscaler (the query's model and alpha), pasted into the canvas as they arrive."""
+    async def _super_resolve(self, rgb: np.ndarray, canvas: Canvas, q: UpscaleQuery,
+                             condition: Condition | None) -> None:
+        """SR cores from the Upscaler (the query's model, alpha and condition), pasted into the canvas as
+        they arrive."""
         t0 = time.perf_counter()
-        stream = self.upscaler.options(stream=True).upscale.remote(rgb, q.alpha, q.model)
+        stream = self.upscaler.options(stream=True).upscale.remote(rgb, q.alpha, q.model, condition)
         finished = False
         try:
             with self._model_errors():

@@ -13,6 +13,7 @@ from ray.serve.metrics import Counter, Histogram
 
 from pipelines.settings import ServeSettings
 from srgan import dial_pair
+from srgan.condition import CLEAN, Condition, condition_vectors
 from srgan.tiling import Tile, core, cut, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,13 @@ class Upscaler:
                  self.engines[None].name, ", ".join(s.models) or "none")
 
     async def info(self) -> dict[str, Any]:
-        """The served model, its scale, whether alpha dials it, its pair, and the offered models with theirs."""
+        """The served model, its scale, whether alpha dials it, its pair, the offered models with theirs,
+        and what each model is told of an input (ModelConfig.conditions; [] for a blind one)."""
         s, pair = self.settings, dial_pair(self.settings.model)
         return {"model": s.model, "scale": self.scale, "alpha": pair is not None, "pair": pair,
-                "models": {name: dial_pair(name) for name in s.models}}
+                "models": {name: dial_pair(name) for name in s.models},
+                "conditions": {s.model: list(self.engines[None].conditions),
+                               **{name: list(self.engines[name].conditions) for name in s.models}}}
 
     def _engine(self, model: str | None, alpha: float | None) -> Any:
         """The engine of `model` (None: the served one), or for an `alpha` its shipped pair
@@ -87,16 +91,21 @@ class Upscaler:
         return self.dialled[pair, alpha]
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
-    async def _infer(self, items: list[tuple[np.ndarray, str | None, float | None]]) -> list[np.ndarray]:
-        """SR windows for the (window, model, alpha) of all requests waiting now: one forward per
-        model, alpha and window shape, so requests of one model and alpha still batch together."""
+    async def _infer(self, items: list[tuple[np.ndarray, str | None, float | None, Condition | None]]
+                     ) -> list[np.ndarray]:
+        """SR windows for the (window, model, alpha, condition) of all requests waiting now: one forward
+        per model, alpha and window shape, so requests of one model and alpha still batch together,
+        whatever each one's condition (a conditioned engine takes one vector per window)."""
         groups: dict[tuple, list[int]] = {}
-        for i, (w, model, alpha) in enumerate(items):
+        for i, (w, model, alpha, _) in enumerate(items):
             groups.setdefault((model, alpha, w.shape), []).append(i)
         out: list[np.ndarray] = [None] * len(items)  # type: ignore[list-item]
         for (model, alpha, _), idx in groups.items():
             t0 = time.perf_counter()
-            srs = await asyncio.to_thread(self._engine(model, alpha), [items[i][0] for i in idx])
+            engine = self._engine(model, alpha)
+            cond = condition_vectors([items[i][3] or CLEAN for i in idx], engine.conditions) if engine.conditions \
+                else None
+            srs = await asyncio.to_thread(engine, [items[i][0] for i in idx], cond)
             per_tile = (time.perf_counter() - t0) / len(idx)
             for i, sr in zip(idx, srs):
                 out[i] = sr
@@ -105,13 +114,15 @@ class Upscaler:
             self.tiles.inc(len(idx))
         return out
 
-    async def _core(self, lr: np.ndarray, t: Tile, model: str | None, alpha: float | None) -> tuple[Tile, np.ndarray]:
-        return t, np.ascontiguousarray(core(await self._infer((cut(lr, t), model, alpha)), t, self.scale))
+    async def _core(self, lr: np.ndarray, t: Tile, model: str | None, alpha: float | None,
+                    condition: Condition | None) -> tuple[Tile, np.ndarray]:
+        return t, np.ascontiguousarray(core(await self._infer((cut(lr, t), model, alpha, condition)), t, self.scale))
 
-    async def upscale(self, lr: np.ndarray, alpha: float | None = None, model: str | None = None
-                      ) -> AsyncIterator[Any]:
+    async def upscale(self, lr: np.ndarray, alpha: float | None = None, model: str | None = None,
+                      condition: Condition | None = None) -> AsyncIterator[Any]:
         """Stream for uint8 RGB `lr` (H, W, 3) by `model` (None: the served one; with `alpha`: its
-        shipped pair interpolated, see `_engine`): first the number of tiles (the request has
+        shipped pair interpolated, see `_engine`), told `condition` if it is a conditioned model (None:
+        clean): first the number of tiles (the request has
         started: the caller's queue wait ends), then (tile, uint8 SR core) as each is done, in any
         order. At most `max_batch_size` windows of one request are in flight, so one large request
         cannot fill the batch queue and its memory stays bounded by the window."""
@@ -121,7 +132,7 @@ class Upscaler:
         try:
             while True:
                 while len(running) < self.settings.max_batch_size and (t := next(todo, None)) is not None:
-                    running.add(asyncio.ensure_future(self._core(lr, t, model, alpha)))
+                    running.add(asyncio.ensure_future(self._core(lr, t, model, alpha, condition)))
                 if not running:
                     return
                 done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)

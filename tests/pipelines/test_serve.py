@@ -371,6 +371,69 @@ def test_model_picks_a_shipped_generator_and_requests_of_each_model_batch_togeth
     assert np.abs(pixels(r).astype(int) - dialled.astype(int)).mean() < 0.05
 
 
+@pytest.fixture(scope="module")
+def conditioned(tmp_path_factory):
+    """A tiny conditioned generator whose conditioning is trained (here: perturbed), so that what it
+    is told changes its output."""
+    cfg = load_config("tiny", overrides=["model.blocks=2", "model.norm=none", "model.conditions=[jpeg,noise]"])
+    torch.manual_seed(1)
+    g = Generator(cfg.model).eval()
+    with torch.no_grad():
+        for p in g.conditioning.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    folder = save_checkpoint(tmp_path_factory.mktemp("serve") / "conditioned", g, cfg)
+    return g, str(folder), receptive_radius(cfg.model)
+
+
+@pytest.fixture(scope="module")
+def cond_url(serve_port, conditioned):
+    from pipelines.settings import ServeSettings
+
+    _, folder, pad = conditioned
+    return deploy(serve_port, "conditioned", ServeSettings(model=folder, tile=TILE, pad=pad, engine="eager"))
+
+
+def test_a_conditioned_model_is_told_what_the_file_says_or_what_the_query_sets(cond_url, conditioned):
+    """The condition is read from each upload (a JPEG's quality from its tables, noise from its
+    pixels), the query's jpeg_quality and noise override it, the X-Condition header says what was
+    used, and requests told different conditions still batch together and each get their own."""
+    from srgan.condition import condition_from_overrides, read_condition
+
+    g, _, pad = conditioned
+    lr = Image.fromarray(load_image(BIRD))
+    uploads = {"png": encode(lr, "PNG"), "q40": encode(lr, "JPEG", quality=40), "q85": encode(lr, "JPEG", quality=85)}
+    asks = [(name, query) for name in uploads for query in ("", "?jpeg_quality=30&noise=8", "?jpeg_quality=none")]
+    with concurrent.futures.ThreadPoolExecutor(len(asks)) as pool:  # at once: batches mix conditions
+        answers = list(pool.map(lambda a: post(cond_url, uploads[a[0]], "image/jpeg", a[1]), asks))
+    outputs = {}
+    for (name, query), r in zip(asks, answers):
+        decoded = decode_image(uploads[name])
+        overrides = dict(item.split("=") for item in query.lstrip("?").split("&")) if query else {}
+        told = condition_from_overrides(read_condition(decoded), overrides.get("jpeg_quality"), overrides.get("noise"))
+        assert r.headers["x-condition"] == str(told)
+        expected = np.asarray(upscale_image(g, decoded, TILE, pad, condition=told))
+        outputs[name, query] = pixels(r).astype(int)
+        assert np.abs(outputs[name, query] - expected.astype(int)).max() <= 1, (name, query)
+    assert read_condition(decode_image(uploads["q40"])).jpeg_quality == pytest.approx(40, abs=5)
+    assert np.abs(outputs["q40", ""] - outputs["q40", "?jpeg_quality=none"]).mean() > 1  # what it is told matters
+    read = httpx.post(f"{cond_url}/v1/condition", content=uploads["q85"], headers={"content-type": "image/jpeg"},
+                      timeout=30).json()
+    assert read["jpeg_quality"] == read_condition(decode_image(uploads["q85"])).jpeg_quality
+    ready = httpx.get(f"{cond_url}/readyz", timeout=10).json()
+    assert ready["conditions"][ready["model"]] == ["jpeg", "noise"]
+
+
+def test_bad_conditions_get_400_and_a_blind_model_refuses_them(cond_url, url):
+    for query in ("?jpeg_quality=0", "?jpeg_quality=101", "?jpeg_quality=seventy", "?noise=-1", "?noise=nan",
+                  "?noise=1e9"):
+        r = post(cond_url, GOOD, query=query)
+        assert r.status_code == 400 and r.json()["error"] == "bad_condition", (query, r.text)
+        assert query.split("=")[0].lstrip("?") in r.json()["detail"]  # the message names the parameter
+    r = post(url, GOOD, query="?jpeg_quality=75")  # the tiny app's model is blind
+    assert r.status_code == 400 and r.json()["error"] == "condition_unavailable"
+    assert "x-condition" not in post(url, GOOD).headers
+
+
 @contextlib.contextmanager
 def chromium_page(url: str):
     """The app's web page in a real headless Chromium."""
@@ -401,6 +464,23 @@ def test_web_page_in_headless_chromium(url):
         page.set_input_files("#file", files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"nope"}])
         page.wait_for_selector("#status.error", timeout=30_000)
         assert "415" in page.inner_text("#status") and "not_an_image" in page.inner_text("#status")
+
+
+def test_the_page_shows_what_it_read_and_sends_what_the_user_sets(cond_url):
+    with chromium_page(cond_url) as page:
+        page.wait_for_selector("#condition:not([hidden])", timeout=30_000)
+        jpeg = encode(Image.fromarray(load_image(BIRD)), "JPEG", quality=60)
+        page.set_input_files("#file", files=[{"name": "bird.jpg", "mimeType": "image/jpeg", "buffer": jpeg}])
+        page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        assert abs(int(page.input_value("#jpeg")) - 60) <= 5 and "read from the file" in page.inner_text("#condition")
+        assert "the model was told jpeg=" in page.inner_text("#status")
+        with page.expect_request(lambda r: "jpeg_quality=none" in r.url and "noise=3" in r.url):
+            page.fill("#jpeg", "")
+            page.fill("#noise", "3")
+            page.dispatch_event("#noise", "change")
+        page.wait_for_function("document.getElementById('status').textContent.includes('condition you set')",
+                               timeout=60_000)
+        assert "set by you" in page.inner_text("#condition")
 
 
 def test_the_pages_dial_upscales_again_at_the_chosen_alpha(shipped_url):
