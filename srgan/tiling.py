@@ -69,9 +69,11 @@ def core(sr_window: np.ndarray, t: Tile, scale: int) -> np.ndarray:
 
 def receptive_radius(cfg: ModelConfig) -> int:
     """How far (LR px, rounded up) an output pixel of the generator sees: the pad that makes
-    tiled inference exact. Head 9x9 and each 3x3 conv at LR size add 4 and 1; convs after the
-    k-th x2 upsampling add 1/2^k; the tail 9x9 adds 4/scale."""
+    tiled inference exact. Head 9x9 and each 3x3 conv at LR size add 4 and 1 (a conditioned
+    generator's adapters, one more per block); convs after the k-th x2 upsampling add 1/2^k; the
+    tail 9x9 adds 4/scale."""
     n_up = int(np.log2(cfg.scale))
-    lr_convs = 2 * cfg.blocks + 1 + 1  # residual blocks, trunk conv, first upsampling conv
+    per_block = 3 if cfg.conditions else 2
+    lr_convs = per_block * cfg.blocks + 1 + 1  # residual blocks, trunk conv, first upsampling conv
     radius = 4 + lr_convs + sum(1 / 2**k for k in range(1, n_up)) + 4 / cfg.scale
     return int(np.ceil(radius))

@@ -76,3 +76,27 @@ def test_alpha_and_grayscale_survive(rng):
     rgb = np.asarray(webp)
     assert webp.mode == "RGBA" and (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
     assert (rgb[..., 0] == np.asarray(out)[..., 0]).all() and (rgb[..., 3] == np.asarray(out)[..., 1]).all()
+
+
+def test_a_conditioned_generator_tiled_equals_whole_image_and_its_radius_bounds_it(rng):
+    from srgan.condition import Condition
+
+    cfg = ModelConfig(channels=8, blocks=2, norm="none", conditions=("jpeg", "noise"))
+    torch.manual_seed(0)
+    g = Generator(cfg).eval()
+    with torch.no_grad():
+        for p in g.conditioning.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    r, condition = receptive_radius(cfg), Condition(40, 5.0)
+    assert r > receptive_radius(ModelConfig(channels=8, blocks=2))  # an adapter conv per block
+    rgb = rng.integers(0, 256, (70, 53, 3), dtype=np.uint8)
+    whole = upscale(g, rgb, condition)
+    tiled = np.asarray(upscale_image(g, Decoded(rgb, None, False), tile=16, pad=r, condition=condition))
+    assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1
+    lr = rng.random((1, 3, 48, 48), dtype=np.float32)
+    poked, cond = lr.copy(), torch.tensor([[0.6, 0.2]])
+    poked[0, :, 24, 24] += 0.5
+    with torch.no_grad():
+        diff = (g(torch.from_numpy(poked), cond) - g(torch.from_numpy(lr), cond)).abs().sum(1)[0].numpy()
+    ys, _ = np.nonzero(diff > 0)
+    assert ys.min() >= (24 - r) * 4 and ys.max() < (24 + r + 1) * 4
