@@ -6,7 +6,8 @@
 
 Each crop is taken at a fixed place in a benchmark image (CROPS below) and shown at 2x with
 nearest-neighbour enlargement, so single pixels stay visible. The LR input is the benchmark's own,
-or that degraded by a --degrade spec (srgan evaluate's); the file is then named after the spec.
+or that degraded by a --degrade spec (srgan evaluate's); the file is then named after the spec. A
+conditioned model (auto) is told the condition read from the LR file, as upscale and the endpoint do.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from srgan import SHIPPED_MODELS
-from srgan.benchmarks import load_pair, set_layout
+from srgan.benchmarks import load_input, set_layout
 from srgan.bicubic import imresize
 from srgan.checkpoint import load_generator
+from srgan.condition import read_condition
 from srgan.degradations import parse_spec
-from srgan.images import save_image
+from srgan.images import decode_image, save_image
 from srgan.inference import upscale
 
 # (set, image, HR top, HR left, side): skin, a wing, fur and a tiger.
@@ -45,8 +47,9 @@ def main() -> None:
         if args.images and image not in args.images.split(","):
             continue
         files, lr_dir = set_layout(args.data / set_name, 4)
-        lr, hr, _ = load_pair(next(f for f in files if f.stem == image), lr_dir, 4, spec)
-        panels = [imresize(lr, 4), *(upscale(g, lr) for g in models), hr]
+        test = load_input(next(f for f in files if f.stem == image), lr_dir, 4, spec)
+        lr, condition = test.lr, read_condition(decode_image(test.file))
+        panels = [imresize(lr, 4), *(upscale(g, lr, condition) for g in models), test.hr]
         gap = np.full((side, 4, 3), 255, np.uint8)
         crops = [panel[top:top + side, left:left + side] for panel in panels]
         row = np.concatenate([x for crop in crops for x in (crop, gap)][:-1], axis=1)
