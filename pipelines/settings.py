@@ -90,8 +90,8 @@ class ServeSettings:
     """
 
     # a shipped model by name (srgan.SHIPPED_MODELS), a checkpoint folder/URI, or models:/NAME@ALIAS;
-    # `realworld` by default: people upload JPEGs (docs/real-photos.md)
-    model: str = "realworld"
+    # `auto` by default: people upload JPEGs, and the file says how hard it was compressed (docs/real-photos.md)
+    model: str = "auto"
     # shipped models a request may name instead (`model=`), each loaded by every Upscaler replica
     models: tuple[str, ...] = tuple(SHIPPED_MODELS)
     tile: int = 128  # LR px per tile core
