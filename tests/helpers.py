@@ -103,3 +103,21 @@ def broken_exif_webp() -> bytes:
 def strip_png(width: int, height: int) -> bytes:
     """A real (not header-forged) 1-bit PNG of width x height: long strips compress to almost nothing."""
     return encode(Image.new("1", (width, height)))
+
+
+def conditioned_checkpoint(folder: Path, blocks: int = 1) -> tuple[Any, Path]:
+    """A tiny conditioned generator (conditions jpeg and noise) whose conditioning is perturbed, as
+    training moves it, so that what it is told changes its output; and its checkpoint in `folder`."""
+    import torch
+
+    from srgan.checkpoint import save_checkpoint
+    from srgan.config import load_config
+    from srgan.models import Generator
+
+    cfg = load_config("tiny", overrides=[f"model.blocks={blocks}", "model.norm=none", "model.conditions=[jpeg,noise]"])
+    torch.manual_seed(1)
+    g = Generator(cfg.model).eval()
+    with torch.no_grad():
+        for p in g.conditioning.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return g, save_checkpoint(folder, g, cfg)

@@ -9,6 +9,7 @@ from contextlib import nullcontext
 import numpy as np
 import pytest
 
+from helpers import conditioned_checkpoint
 from pipelines.cli import main
 from srgan import ASSETS, DIAL_PAIRS, SHIPPED_MODELS
 from srgan.benchmarks import load_pair, set_layout
@@ -184,20 +185,12 @@ def test_bad_alpha_is_an_error(args, message, capsys):
 
 
 def test_a_conditioned_model_is_evaluated_on_the_condition_read_from_each_file_or_the_true_one(tmp_path):
-    import torch
-
     from srgan.benchmarks import load_input
     from srgan.condition import Condition, read_condition
     from srgan.images import decode_image
 
-    cfg = load_config("tiny", overrides=["model.norm=none", "model.conditions=[jpeg,noise]"])
-    torch.manual_seed(1)
-    g = Generator(cfg.model).eval()
-    with torch.no_grad():
-        for p in g.conditioning.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    folder = str(save_checkpoint(tmp_path / "conditioned", g, cfg))
-    args = ["--model", folder, "--degrade", "jpeg:40", "--metrics", "psnr", "--per-image"]
+    g, folder = conditioned_checkpoint(tmp_path / "conditioned")
+    args = ["--model", str(folder), "--degrade", "jpeg:40", "--metrics", "psnr", "--per-image"]
     read, true = (_run(tmp_path, *args, "--condition", mode)["Set5"] for mode in ("read", "true"))
     assert read["condition"] == "read" and true["condition"] == "true"  # the JSON names which
     assert {m["condition"] for m in true["per_image"].values()} == {str(Condition(40))}

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import conditioned_checkpoint
 from pipelines.cli import main
 from srgan.checkpoint import load_generator, save_checkpoint
 from srgan.config import load_config
@@ -113,13 +114,8 @@ def test_a_conditioned_model_is_told_what_each_file_says_or_what_the_flags_set(t
     from srgan.condition import Condition, read_condition
     from srgan.images import decode_image, read_bytes
 
-    cfg = load_config("tiny", overrides=["model.norm=none", "model.conditions=[jpeg,noise]"])
-    torch.manual_seed(1)
-    g = Generator(cfg.model).eval()
-    with torch.no_grad():
-        for p in g.conditioning.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    folder = str(save_checkpoint(tmp_path / "conditioned", g, cfg))
+    g, folder = conditioned_checkpoint(tmp_path / "conditioned")
+    folder = str(folder)
     src = tmp_path / "bird.jpg"
     Image.open(benchmarks / "Set5" / "LR_bicubic" / "X4" / "bird.png").save(src, quality=50)
     decoded = decode_image(read_bytes(src))

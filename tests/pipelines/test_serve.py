@@ -25,6 +25,7 @@ from helpers import (
     BENCHMARKS,
     bomb_png,
     broken_exif_webp,
+    conditioned_checkpoint,
     encode,
     free_port,
     mangled_tiff,
@@ -373,16 +374,10 @@ def test_model_picks_a_shipped_generator_and_requests_of_each_model_batch_togeth
 
 @pytest.fixture(scope="module")
 def conditioned(tmp_path_factory):
-    """A tiny conditioned generator whose conditioning is trained (here: perturbed), so that what it
-    is told changes its output."""
-    cfg = load_config("tiny", overrides=["model.blocks=2", "model.norm=none", "model.conditions=[jpeg,noise]"])
-    torch.manual_seed(1)
-    g = Generator(cfg.model).eval()
-    with torch.no_grad():
-        for p in g.conditioning.parameters():
-            p.add_(0.3 * torch.randn_like(p))
-    folder = save_checkpoint(tmp_path_factory.mktemp("serve") / "conditioned", g, cfg)
-    return g, str(folder), receptive_radius(cfg.model)
+    from srgan.checkpoint import model_config
+
+    g, folder = conditioned_checkpoint(tmp_path_factory.mktemp("serve") / "conditioned", blocks=2)
+    return g, str(folder), receptive_radius(model_config(folder))
 
 
 @pytest.fixture(scope="module")
@@ -390,7 +385,9 @@ def cond_url(serve_port, conditioned):
     from pipelines.settings import ServeSettings
 
     _, folder, pad = conditioned
-    return deploy(serve_port, "conditioned", ServeSettings(model=folder, tile=TILE, pad=pad, engine="eager"))
+    free = {"ray_actor_options": {"num_cpus": 0}}  # the module's other apps hold the test cluster's CPUs
+    return deploy(serve_port, "conditioned", ServeSettings(model=folder, tile=TILE, pad=pad, engine="eager"),
+                  upscaler=free, ingress=free)
 
 
 def test_a_conditioned_model_is_told_what_the_file_says_or_what_the_query_sets(cond_url, conditioned):
