@@ -95,8 +95,9 @@ def test_training_tiles_come_in_a_seeded_order_and_workers_crop_them_fresh_each_
     assert sources[0] == sources[1] and len(sources[0]) > 1  # the same blocks in the same order, pass after pass
     stream = iter(worker_batches(ds.iterator(), 8, 64, seed=0, rank=0))
     first = next(stream)
-    lr, hr = first
+    lr, hr, cond = first
     assert hr.shape == (8, 64, 64, 3) and lr.shape == (8, 16, 16, 3) and hr.dtype == np.uint8
+    assert cond.shape == (8, 0)  # a blind model: no condition columns
     for h, l in zip(hr, lr):  # LR came from the whole image: compare away from the crop's border
         assert psnr(imresize(h, 0.25), l, 3) > 30
     again = next(iter(worker_batches(ds.iterator(), 8, 64, seed=0, rank=0)))
