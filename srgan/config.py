@@ -166,6 +166,15 @@ class Config:
     srgan: PhaseConfig = field(default_factory=lambda: PhaseConfig(steps=200_000, milestones=(100_000,)))
 
 
+# The Real-ESRGAN rounds of the real-photo presets (`realworld`, `conditioned`), milder than its paper's
+_REALWORLD_ROUNDS: dict[str, Any] = {
+    "final_sinc_prob": 0.5, "final_jpeg_prob": 0.8,
+    "first": {"noise_prob": 0.3, "noise_sigma": [1, 15], "poisson_scale": [0.05, 1.5], "jpeg_prob": 0.3,
+              "jpeg_quality": [50, 95]},
+    "second": {"prob": 0.5, "sigma": [0.2, 2.5], "noise_prob": 0.5, "noise_sigma": [1, 15],
+               "poisson_scale": [0.05, 1.5], "jpeg_prob": 0.3, "jpeg_quality": [50, 95]},
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The published recipe: 1e6 SRResNet steps at 1e-4; SRGAN 1e5 steps at 1e-4 then 1e5 at 1e-5.
     "paper": {},
@@ -191,11 +200,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "loss": {"pixel": "l1", "content": "mse", "ldl_weight": 1.0, "grid_weight": 30.0},
         "train": {"ema_decay": 0.99, "checkpoint_every": 200, "keep_checkpoints": 3},
         "degrade": {
-            "enabled": True, "clean_prob": 0.2, "photo_prob": 0.5, "final_sinc_prob": 0.5, "final_jpeg_prob": 0.8,
-            "first": {"noise_prob": 0.3, "noise_sigma": [1, 15], "poisson_scale": [0.05, 1.5], "jpeg_prob": 0.3,
-                      "jpeg_quality": [50, 95]},
-            "second": {"prob": 0.5, "sigma": [0.2, 2.5], "noise_prob": 0.5, "noise_sigma": [1, 15],
-                       "poisson_scale": [0.05, 1.5], "jpeg_prob": 0.3, "jpeg_quality": [50, 95]},
+            "enabled": True, "clean_prob": 0.2, "photo_prob": 0.5,
+            **_REALWORLD_ROUNDS,
         },
         "srresnet": {"steps": 3000, "learning_rate": 2e-4, "milestones": [2000], "gamma": 0.5},
         "srgan": {"steps": 2000, "learning_rate": 1e-4, "milestones": [1400], "gamma": 0.5},
@@ -212,11 +218,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "loss": {"pixel": "l1", "content": "mse"},
         "train": {"ema_decay": 0.99, "checkpoint_every": 200, "keep_checkpoints": 3, "condition_only": True},
         "degrade": {
-            "enabled": True, "clean_prob": 0.0, "photo_prob": 0.7, "final_sinc_prob": 0.5, "final_jpeg_prob": 0.8,
-            "first": {"noise_prob": 0.3, "noise_sigma": [1, 15], "poisson_scale": [0.05, 1.5], "jpeg_prob": 0.3,
-                      "jpeg_quality": [50, 95]},
-            "second": {"prob": 0.5, "sigma": [0.2, 2.5], "noise_prob": 0.5, "noise_sigma": [1, 15],
-                       "poisson_scale": [0.05, 1.5], "jpeg_prob": 0.3, "jpeg_quality": [50, 95]},
+            "enabled": True, "clean_prob": 0.0, "photo_prob": 0.7,
+            **_REALWORLD_ROUNDS,
             "photo": {"blur_prob": 0.3, "kernel_sizes": [13], "sigma": [0.2, 2.0], "resize_probs": [0, 0, 1],
                       "noise_prob": 0.5, "gaussian_noise_prob": 1.0, "noise_sigma": [1, 20], "jpeg_prob": 0.6,
                       "jpeg_quality": [30, 95]},
