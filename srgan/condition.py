@@ -1,5 +1,6 @@
 """The condition of an input, what it went through (its last JPEG save and its noise), and its one
-reader, from the file's header and pixels (NumPy, SciPy and Pillow only: no torch to import).
+reader, from the file's header and pixels (NumPy and Pillow only: the torch-free serving install
+runs it).
 
     decoded file (srgan.images.decode_image: pixels + format + JPEG header)
       │
@@ -28,8 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
-from scipy.fft import dctn
+from numpy.lib.stride_tricks import sliding_window_view
 
 from srgan import UserError
 from srgan.images import Decoded
@@ -225,6 +225,12 @@ def _windows(rgb: np.ndarray, size: int = _WINDOW, count: int = _WINDOWS) -> lis
     return [rgb[y:y + size, x:x + size] for y in ys for x in xs]
 
 
+# The orthonormal 8-point DCT-II as a matrix: D @ block @ D.T is the 2-D DCT of a block (scipy's
+# dctn(norm="ortho") to 1e-12).
+_DCT = np.array([[math.sqrt((1 if k == 0 else 2) / 8) * math.cos(math.pi * (2 * n + 1) * k / 16) for n in range(8)]
+                 for k in range(8)])
+
+
 def _block_coefficients(rgb: np.ndarray) -> np.ndarray:
     """float64 (N, 63): the orthonormal 8x8 DCT AC coefficients of the luma (JFIF Y) blocks on the
     grid from (0, 0), without blocks that touch 0 or 255 in any channel (the decoder clipped those,
@@ -233,7 +239,7 @@ def _block_coefficients(rgb: np.ndarray) -> np.ndarray:
     x = rgb[:h, :w].astype(np.float64)
     y = x @ np.array([0.299, 0.587, 0.114])
     blocks = y.reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3)
-    coefs = dctn(blocks, axes=(2, 3), norm="ortho").reshape(-1, 64)[:, 1:]
+    coefs = (_DCT @ blocks @ _DCT.T).reshape(-1, 64)[:, 1:]
     clipped = ((x == 0) | (x == 255)).any(-1).reshape(h // 8, 8, w // 8, 8).any((1, 3)).ravel()
     return coefs[~clipped] if (~clipped).sum() >= _MIN_BLOCKS else coefs  # mostly saturated: all, or nothing
 
@@ -285,17 +291,26 @@ _FLOOR, _DEAD_ZONE = 0.5, 1.0
 _MIN_SAMPLES = 1024  # fewer left by a mask: the mask is skipped (clipping reads low, never high)
 
 
+def _box_mean(x: np.ndarray, size: int) -> np.ndarray:
+    """The mean of each size x size neighbourhood of float (H, W, C) `x`, mirrored at the border
+    (scipy.ndimage.uniform_filter's default), from a summed-area table."""
+    half = size // 2
+    table = np.pad(np.pad(x, ((half, half), (half, half), (0, 0)), mode="symmetric").cumsum(0).cumsum(1),
+                   ((1, 0), (1, 0), (0, 0)))
+    return (table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]) / size ** 2
+
+
 def _noise_residuals(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """float64 (n, 3) high-pass residuals of (luma, chroma 1, chroma 2) at the pixels whose 7x7
     footprint holds no clipped value (0 or 255: clipping cuts the noise), and float64 (n, 3) the
-    RGB means of their 9x9 neighbourhoods."""
+    RGB means of their 9x9 neighbourhoods; pixels within _HALF of the border have no residual."""
     x = rgb.astype(np.float64)
     planes = x @ _OPPONENT.T
     inner = (slice(_HALF, -_HALF), slice(_HALF, -_HALF))
-    residual = np.stack([ndimage.convolve1d(ndimage.convolve1d(planes[..., c], _HIGHPASS, axis=0), _HIGHPASS, axis=1)
-                         for c in range(3)], -1)[inner]
-    clipped = ndimage.maximum_filter(((rgb == 0) | (rgb == 255)).any(-1), size=2 * _HALF + 1)[inner]
-    means = ndimage.uniform_filter(x, size=(9, 9, 1))[inner]
+    size = 2 * _HALF + 1
+    residual = sliding_window_view(sliding_window_view(planes, size, axis=0) @ _HIGHPASS, size, axis=1) @ _HIGHPASS
+    clipped = sliding_window_view(((rgb == 0) | (rgb == 255)).any(-1), (size, size)).any((-2, -1))
+    means = _box_mean(x, 9)[inner]
     keep = ~clipped if (~clipped).sum() >= _MIN_SAMPLES else np.ones_like(clipped)
     return residual[keep], means[keep]
 
