@@ -1,4 +1,5 @@
-"""Paths and URIs: every job path may be a local path or any pyarrow filesystem URI."""
+"""Paths and URIs: every job path may be a local path or any pyarrow filesystem URI (pyarrow is
+imported where a path is resolved: the torch-free serving install has none, and needs none)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow.fs as pafs
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 
 def is_uri(path: str) -> bool:
@@ -17,6 +20,8 @@ def is_uri(path: str) -> bool:
 
 def resolve(path: str) -> tuple[pafs.FileSystem, str]:
     """(filesystem, path within it) for a local path or a URI such as s3://bucket/key, file:///x."""
+    import pyarrow.fs as pafs
+
     if is_uri(path):
         return pafs.FileSystem.from_uri(path)
     return pafs.LocalFileSystem(), os.path.abspath(path)

@@ -14,7 +14,7 @@ SRGAN=${SRGAN:-.venv/bin/srgan}
 PYTHON=${PYTHON:-.venv/bin/python}
 SPECS=${SPECS:-clean jpeg:75 jpeg:40 noise:10 blur:1.5+jpeg:60 realworld:0}
 MODELS=${MODELS:-bicubic default srgan realworld realworld-gan auto auto:true}
-ENGINE=${ENGINE:-$("$PYTHON" -c 'import torch; from srgan.engines import fastest_eager; print(fastest_eager(torch.device("cpu")))')}
+ENGINE=${ENGINE:-$("$PYTHON" -c 'import torch; from srgan.eager import fastest_eager; print(fastest_eager(torch.device("cpu")))')}
 for spec in $SPECS; do
   dir="$OUT/${spec//[:+]/_}"
   mkdir -p "$dir"

@@ -38,7 +38,7 @@ from srgan.images import (
     read_bytes,
     save_image,
 )
-from srgan.metrics import crop_to_lr, psnr, rgb_to_gray, ssim
+from srgan.metrics import METRIC_NAMES, NO_REFERENCE, crop_to_lr, psnr, rgb_to_gray, ssim
 from srgan.niqe import niqe
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ METRICS: dict[str, Metric] = {
     "artifacts": lambda sr, hr, scale: grid_artifacts(sr),
     "blocks": lambda sr, hr, scale: block_artifacts(sr, scale),
 }
-NO_REFERENCE = ("niqe", "artifacts", "blocks")  # metrics of SR alone: also measured on HR, as hr_<name>
+assert tuple(METRICS) == METRIC_NAMES
 # `realworld:SEED` test sets: one draw per image of the `realworld` preset's Real-ESRGAN rounds
 # (`degrade`: not its photo round, nothing left clean)
 REALWORLD = build(DegradeConfig, PRESETS["realworld"]["degrade"])

@@ -8,7 +8,8 @@
     training_state.pt          (optional) optimizers, schedulers, step, RNG: plain tensors and
                                numbers, loaded with torch.load(weights_only=True)
 
-`config.json` alone rebuilds the generator: `load_generator(folder)`.
+`config.json` alone rebuilds the generator: `load_generator(folder)`. Reading it (`read_meta`,
+`model_config`) needs no torch; the weights do, and import it when they are read or written.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors.torch import load_file, save_file
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from srgan import DIAL_PAIRS, SHIPPED_MODELS, UserError
 from srgan.config import Config, ConfigError, ModelConfig, from_dict, read_document, to_dict
-from srgan.models import Generator, discriminator
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from srgan.models import Generator
 
 FORMAT = "srgan-checkpoint/1"
 G_WEIGHTS, G_TRAIN_WEIGHTS, D_WEIGHTS, CONFIG, STATE = (
@@ -45,6 +47,9 @@ def save_checkpoint(folder: str | Path, g: nn.Module, cfg: Config, d: nn.Module 
                     **meta: Any) -> Path:
     """Write a checkpoint folder. `g`, `d` and `g_train` (the trained weights, when `g` is their EMA)
     are plain modules (unwrap DDP first)."""
+    import torch
+    from safetensors.torch import save_file
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_file(_state(g), folder / G_WEIGHTS)
@@ -73,6 +78,8 @@ def model_config(folder: str | Path) -> ModelConfig:
 
 
 def _load_into(module: nn.Module, path: Path) -> nn.Module:
+    from safetensors.torch import load_file
+
     if not path.is_file():
         raise CheckpointError(f"{path.parent}: missing {path.name}")
     try:
@@ -84,6 +91,8 @@ def _load_into(module: nn.Module, path: Path) -> nn.Module:
 
 def load_generator(folder: str | Path) -> Generator:
     """Rebuild the generator from a checkpoint folder alone, in eval mode, on the CPU."""
+    from srgan.models import Generator
+
     folder = Path(folder)
     return _load_into(Generator(model_config(folder)), folder / G_WEIGHTS).eval()
 
@@ -111,11 +120,15 @@ def load_interpolated(alpha: float, pair: tuple[str, str] = DIAL_PAIRS[0]) -> Ge
 
 
 def load_discriminator(folder: str | Path) -> nn.Module:
+    from srgan.models import discriminator
+
     folder = Path(folder)
     return _load_into(discriminator(model_config(folder)), folder / D_WEIGHTS)
 
 
 def load_training_state(folder: str | Path) -> dict[str, Any] | None:
     """The optimizer/step/RNG state saved beside the weights, or None if there is none."""
+    import torch
+
     path = Path(folder) / STATE
     return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None

@@ -5,6 +5,9 @@
                                      --nncf.quantize(calibration)--> model.xml (int8)  "openvino-int8"
     + engine.json: the card (source, precision, runtime version, Set5 PSNR, calibration)
 
+    open_engine(name, g) -> engine (srgan.engines)   the engine `name` of a generator in memory: an
+                                                     eager one, or a graph exported once into the cache
+
 Graph I/O, whatever the runtime: input "lr" float32 (N, 3, h, w) in [0, 1] (and for a conditioned
 generator "cond" float32 (N, k), the condition vectors of srgan.condition); output "sr" float32
 (N, 3, h*s, w*s), about [0, 1] and not clamped (clamp, x255 and round to get the image).
@@ -16,8 +19,12 @@ the 9x9 tail convolution runs before the last pixel shuffle instead of after it.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
+import os
+import shutil
+import tempfile
 import time
 import warnings
 from dataclasses import asdict
@@ -31,18 +38,23 @@ from torch import nn
 from srgan import ASSETS, __version__
 from srgan.benchmarks import evaluate_set
 from srgan.calibration import Calibration, calibration_tiles
+from srgan.eager import EagerEngine, fastest_eager, weights_digest
 from srgan.engines import (
     CARD,
     CARD_FORMAT,
+    ENGINES,
     IR_FILE,
     ONNX_FILE,
-    EagerEngine,
+    Engine,
     EngineError,
+    EngineUnavailable,
     engine_spec,
+    installed_version,
     load_engine,
+    read_card,
     require,
-    weights_digest,
 )
+from srgan.inference import QUALITY_BOUND_DB, RECIPE, auto_engine_names, cache_root, set5_drop, shipped_key
 from srgan.quantize import quantize_openvino
 
 log = logging.getLogger(__name__)
@@ -205,3 +217,83 @@ def export_engine(g: nn.Module, folder: str | Path, name: str, *, calibration: C
     log.info("exported %s to %s in %.1f s; Set5 PSNR %.3f dB (eager fp32 %.3f)", name, folder,
              card["export_seconds"], card["set5_psnr"]["engine"], card["set5_psnr"]["eager_fp32"])
     return card
+
+
+# ---------------------------------------------------------------- the cache of exported engines
+
+def _cache_key(name: str, g: nn.Module, calibration: Calibration) -> str:
+    spec = engine_spec(name)
+    versions = {p: installed_version(p) for p in spec.packages}
+    parts = [weights_digest(g), name, RECIPE, torch.__version__, versions,
+             asdict(calibration) if spec.precision == "int8" else None]
+    return f"{name}-{hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]}"
+
+
+def _cached(name: str, g: nn.Module, calibration: Calibration, cache_dir: Path | None,
+            source: dict[str, Any] | None, shipped: str | None) -> Path:
+    """The folder of `name` exported from `g` in the cache, exported there first if it is not. A
+    shipped model's folder is named so that a process without torch finds it (inference.shipped_key)."""
+    key = shipped_key(shipped, name) if shipped else _cache_key(name, g, calibration)
+    folder = (cache_dir or cache_root()) / key
+    if (folder / CARD).is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        log.info("exporting %s into the cache %s (once per model)", name, folder)
+        export_engine(g, tmp, name, calibration=calibration, source=source)
+        os.replace(tmp, folder)  # atomic; a replica that got there first keeps its copy
+    except OSError:
+        if not (folder / CARD).is_file():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _runtime_engine(name: str, g: nn.Module, exported: Path | None, cache_dir: Path | None,
+                    threads: int | None, source: dict[str, Any] | None, shipped: str | None) -> Engine:
+    if exported is not None and (exported / CARD).is_file() and read_card(exported)["engine"] == name:
+        return load_engine(exported, threads)
+    for package in engine_spec(name).packages:
+        installed_version(package)  # raises where one is missing: the eager fallback, before any work
+    return load_engine(_cached(name, g, Calibration(scale=g.scale), cache_dir, source, shipped), threads)
+
+
+def open_engine(name: str, g: nn.Module, *, exported: Path | None = None, cache_dir: Path | None = None,
+                threads: int | None = None, source: dict[str, Any] | None = None,
+                shipped: str | None = None) -> Engine:
+    """The engine `name` (one of ENGINE_CHOICES) for generator `g` (eval mode).
+
+    A runtime engine comes from `exported` (a folder `srgan export` wrote, whose card names this
+    engine), else from the cache (`cache_dir`, default `cache_root()`), exported there from `g`
+    first; `g` is the shipped model `shipped` if given (its export is then found without torch,
+    srgan.inference.shipped_engine). Where its runtime package is missing, logs the pip extra and
+    returns the eager engine of `ENGINES[name].fallback` (or `fastest_eager`). `threads` defaults
+    to the process's share of the CPUs; `source` describes `g` in a card.
+    """
+    if name == "auto":
+        return _auto(g, exported, cache_dir, threads, source, shipped)
+    spec = engine_spec(name)
+    if spec.runtime == "torch":
+        return EagerEngine(g, spec.precision)
+    try:
+        return _runtime_engine(name, g, exported, cache_dir, threads, source, shipped)
+    except EngineUnavailable as e:
+        fallback = spec.fallback or fastest_eager(next(g.parameters()).device)
+        log.warning("engine %s: %s; running %s instead", name, e, fallback)
+        return EagerEngine(g, ENGINES[fallback].precision)
+
+
+def _auto(g: nn.Module, exported: Path | None, cache_dir: Path | None, threads: int | None,
+          source: dict[str, Any] | None, shipped: str | None) -> Engine:
+    """The first of `auto_engine_names` that keeps this model within QUALITY_BOUND_DB on Set5."""
+    for name in auto_engine_names(next(g.parameters()).device.type):
+        engine = open_engine(name, g, exported=exported, cache_dir=cache_dir, threads=threads, source=source,
+                             shipped=shipped)
+        if set5_drop(engine.card) <= QUALITY_BOUND_DB:
+            log.info("engine auto: %s", engine.name)
+            return engine
+        log.warning("engine %s loses %.3f dB of Set5 PSNR on this model (bound %.2f dB): not used by auto",
+                    name, set5_drop(engine.card), QUALITY_BOUND_DB)
+    return EagerEngine(g)

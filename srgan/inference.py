@@ -1,57 +1,49 @@
-"""Inference: which engine runs a generator (`open_engine`, `auto`, the cache of exported
-engines), and running one on uint8 images: whole, or tile by tile into a canvas.
+"""Inference: running an engine on uint8 images, whole or tile by tile into a canvas, and finding
+an exported engine to run, all without importing torch.
 
-    open_engine(name, g) -> engine (srgan.engines)      upscale(engine, rgb) / upscale_image(engine, image, tile, pad)
+    upscale(engine, rgb) / upscale_image(engine, image, tile, pad)
+    exported_engine(folder, name)    the graph `srgan export` wrote into a folder, if it is engine `name`
+    shipped_engine(model, name)      a shipped model's engine, exported once into the cache
+                                     (`srgan export --shipped`, or the first run where torch is)
+Either returns None where the engine is not there yet: srgan.graphs.open_engine exports it
+(from the generator in PyTorch) or runs an eager engine.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
-import logging
 import os
-import shutil
-import tempfile
-from dataclasses import asdict
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import nn
 
-from srgan.calibration import Calibration
+from srgan import SHIPPED_MODELS
 from srgan.canvas import Canvas
+from srgan.checkpoint import CONFIG, G_WEIGHTS
 from srgan.condition import Condition, condition_vectors
-from srgan.engines import (
-    CARD,
-    ENGINES,
-    EagerEngine,
-    Engine,
-    EngineUnavailable,
-    as_engine,
-    engine_spec,
-    fastest_eager,
-    installed_version,
-    load_engine,
-    read_card,
-    weights_digest,
-)
-from srgan.graphs import export_engine
+from srgan.engines import CARD, Engine, cache_root, engine_spec, load_engine, read_card
 from srgan.images import Decoded
 from srgan.tiling import core, cut, plan_tiles
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from torch import nn
 
 QUALITY_BOUND_DB = 0.05  # the most Set5 PSNR `auto` lets an engine lose against eager fp32
 RECIPE = 2  # bump when the export or quantization recipe changes: cached engines are then rebuilt
 
 
-def autocast(device: torch.device | str, enabled: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CPU or CUDA when `enabled`, otherwise a no-op."""
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
+def as_engine(model: Engine | nn.Module) -> Engine:
+    """An engine as is; a generator (torch nn.Module, eval mode) as the eager fp32 engine. (A
+    process that never imported torch holds no generator: nothing to check there.)"""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(model, torch.nn.Module):
+        from srgan.eager import EagerEngine
+
+        return EagerEngine(model)
+    return model
 
 
 def cond_for(engine: Engine, condition: Condition | None, n: int) -> np.ndarray | None:
@@ -90,9 +82,9 @@ def upscale_image(model: Engine | nn.Module, image: Decoded, tile: int, pad: int
 
 # ---------------------------------------------------------------- choosing an engine
 
-def auto_engine_names(device: torch.device) -> tuple[str, ...]:
-    """What `auto` tries on `device`, fastest first; it runs the first within QUALITY_BOUND_DB of
-    eager fp32 on Set5 for this model (the export card's measurement), else eager fp32.
+def auto_engine_names(device_type: str) -> tuple[str, ...]:
+    """What `auto` tries on a device of `device_type` ("cpu", "cuda"), fastest first; it runs the
+    first within QUALITY_BOUND_DB of eager fp32 on Set5 for this model (the export card's measurement), else eager fp32.
 
     CPU: openvino-int8, then openvino-bf16: measured on this project's 2-core AVX-512 VM
     (tests/benchmarks/bench_engines.py and `srgan evaluate` on Set5, Set14, BSD100;
@@ -101,71 +93,18 @@ def auto_engine_names(device: torch.device) -> tuple[str, ...]:
     eager-fp16, unmeasured (no GPU where this was written): tensor cores take fp16 on every CUDA
     GPU, bf16 only from Ampere on.
     """
-    return ("eager-fp16",) if device.type == "cuda" else ("openvino-int8", "openvino-bf16")
+    return ("eager-fp16",) if device_type == "cuda" else ("openvino-int8", "openvino-bf16")
 
 
-def cache_root() -> Path:
-    """Where engines exported from generators are kept: $SRGAN_CACHE, else ~/.cache/srgan, + /engines."""
-    return Path(os.environ.get("SRGAN_CACHE") or Path.home() / ".cache" / "srgan") / "engines"
-
-
-def _cache_key(name: str, g: nn.Module, calibration: Calibration) -> str:
-    spec = engine_spec(name)
-    versions = {p: installed_version(p) for p in spec.packages}
-    parts = [weights_digest(g), name, RECIPE, torch.__version__, versions,
-             asdict(calibration) if spec.precision == "int8" else None]
-    return f"{name}-{hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]}"
-
-
-def _cached(name: str, g: nn.Module, calibration: Calibration, cache_dir: Path | None,
-            source: dict[str, Any] | None) -> Path:
-    """The folder of `name` exported from `g` in the cache, exported there first if it is not."""
-    folder = (cache_dir or cache_root()) / _cache_key(name, g, calibration)
-    if (folder / CARD).is_file():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        log.info("exporting %s into the cache %s (once per model)", name, folder)
-        export_engine(g, tmp, name, calibration=calibration, source=source)
-        os.replace(tmp, folder)  # atomic; a replica that got there first keeps its copy
-    except OSError:
-        if not (folder / CARD).is_file():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
-
-
-def _runtime_engine(name: str, g: nn.Module, exported: Path | None, cache_dir: Path | None,
-                    threads: int | None, source: dict[str, Any] | None) -> Engine:
-    if exported is not None and (exported / CARD).is_file() and read_card(exported)["engine"] == name:
-        return load_engine(exported, threads)
-    for package in engine_spec(name).packages:
-        installed_version(package)  # raises where one is missing: the eager fallback, before any work
-    return load_engine(_cached(name, g, Calibration(scale=g.scale), cache_dir, source), threads)
-
-
-def open_engine(name: str, g: nn.Module, *, exported: Path | None = None, cache_dir: Path | None = None,
-                threads: int | None = None, source: dict[str, Any] | None = None) -> Engine:
-    """The engine `name` (one of ENGINE_CHOICES) for generator `g` (eval mode).
-
-    A runtime engine comes from `exported` (a folder `srgan export` wrote, whose card names this
-    engine), else from the cache (`cache_dir`, default `cache_root()`), exported there from `g`
-    first. Where its runtime package is missing, logs the pip extra and returns the eager engine
-    of `ENGINES[name].fallback` (or `fastest_eager`). `threads` defaults to torch's; `source` describes `g` in a card.
-    """
-    if name == "auto":
-        return _auto(g, exported, cache_dir, threads, source)
-    spec = engine_spec(name)
-    if spec.runtime == "torch":
-        return EagerEngine(g, spec.precision)
-    try:
-        return _runtime_engine(name, g, exported, cache_dir, threads, source)
-    except EngineUnavailable as e:
-        fallback = spec.fallback or fastest_eager(next(g.parameters()).device)
-        log.warning("engine %s: %s; running %s instead", name, e, fallback)
-        return EagerEngine(g, ENGINES[fallback].precision)
+def gpu_visible() -> bool:
+    """Whether this process may have a CUDA GPU, asked without importing torch: the NVIDIA driver
+    lists a GPU and CUDA_VISIBLE_DEVICES does not hide them all (Ray sets it empty for an actor
+    given no GPU). Only then does `auto` ask torch (srgan.graphs.open_engine) rather than run an
+    exported CPU engine."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
 
 
 def set5_drop(card: dict[str, Any] | None) -> float:
@@ -173,14 +112,45 @@ def set5_drop(card: dict[str, Any] | None) -> float:
     return 0.0 if card is None else card["set5_psnr"]["eager_fp32"] - card["set5_psnr"]["engine"]
 
 
-def _auto(g: nn.Module, exported: Path | None, cache_dir: Path | None, threads: int | None,
-          source: dict[str, Any] | None) -> Engine:
-    """The first of `auto_engine_names` that keeps this model within QUALITY_BOUND_DB on Set5."""
-    for name in auto_engine_names(next(g.parameters()).device):
-        engine = open_engine(name, g, exported=exported, cache_dir=cache_dir, threads=threads, source=source)
-        if set5_drop(engine.card) <= QUALITY_BOUND_DB:
-            log.info("engine auto: %s", engine.name)
+def _cpu_names(name: str) -> tuple[str, ...] | None:
+    """The runtime engines `name` may run from an export: itself, or auto's CPU choices where no GPU
+    is visible; None where it runs in PyTorch (an eager engine, or auto with a GPU)."""
+    if name == "auto":
+        return None if gpu_visible() else auto_engine_names("cpu")
+    return None if engine_spec(name).runtime == "torch" else (name,)
+
+
+def exported_engine(folder: str | Path, name: str, threads: int | None = None) -> Engine | None:
+    """The graph `srgan export` wrote into `folder`, loaded, if it is engine `name` (for auto: one of
+    its CPU choices within QUALITY_BOUND_DB); else None."""
+    names = _cpu_names(name)
+    if names is None or not (Path(folder) / CARD).is_file():
+        return None
+    card = read_card(folder)
+    if card["engine"] in names and (name != "auto" or set5_drop(card) <= QUALITY_BOUND_DB):
+        return load_engine(folder, threads)
+    return None
+
+
+def shipped_key(model: str, name: str) -> str:
+    """The cache folder of engine `name` of shipped model `model`: named by the model, the engine,
+    the export recipe and a digest of the model's files, so that a process without torch finds it
+    and a changed model is exported anew."""
+    h = hashlib.sha256()
+    for file in (CONFIG, G_WEIGHTS):
+        h.update((SHIPPED_MODELS[model] / file).read_bytes())
+    return f"{model}-{name}-r{RECIPE}-{h.hexdigest()[:12]}"
+
+
+def shipped_engine(model: str, name: str, threads: int | None = None) -> Engine | None:
+    """Engine `name` of shipped model `model` from the cache (cache_root()), exported there before
+    (srgan.graphs.open_engine with `shipped`); None where it is not there yet, or `name`
+    runs in PyTorch. auto takes its first CPU choice within QUALITY_BOUND_DB, as open_engine does."""
+    for candidate in _cpu_names(name) or ():
+        folder = cache_root() / shipped_key(model, candidate)
+        if not (folder / CARD).is_file():
+            return None  # auto's next choice only once this one is known to lose too much
+        engine = load_engine(folder, threads)
+        if name != "auto" or set5_drop(engine.card) <= QUALITY_BOUND_DB:
             return engine
-        log.warning("engine %s loses %.3f dB of Set5 PSNR on this model (bound %.2f dB): not used by auto",
-                    name, set5_drop(engine.card), QUALITY_BOUND_DB)
-    return EagerEngine(g)
+    return None

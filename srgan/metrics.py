@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
+# What `srgan evaluate` measures (srgan.benchmarks.METRICS, in this order), named here where the CLI
+# reads them without importing the metrics' code (SciPy); NO_REFERENCE: of SR alone, also measured on HR.
+METRIC_NAMES = ("psnr", "ssim", "niqe", "artifacts", "blocks")
+NO_REFERENCE = ("niqe", "artifacts", "blocks")
+
 
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
     """uint8 RGB (H, W, 3) -> float64 Y (H, W): integers in [16, 235], as MATLAB `rgb2ycbcr`."""

@@ -31,8 +31,8 @@ from torch.nn.parallel import DistributedDataParallel
 from srgan.benchmarks import comparison_grid, evaluate_set, load_pair, set_layout
 from srgan.checkpoint import D_WEIGHTS, G_TRAIN_WEIGHTS, G_WEIGHTS, load_training_state, save_checkpoint
 from srgan.config import PHASES, Config, for_device, learning_rate_at
-from srgan.engines import EagerEngine
-from srgan.inference import autocast, upscale
+from srgan.eager import EagerEngine, autocast
+from srgan.inference import upscale
 from srgan.losses import (
     LossFn,
     block_loss,

@@ -31,12 +31,13 @@ def engine_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def shipped_int8(engine_cache):
-    """The shipped SRResNet as openvino-int8 (the CPU default), exported once per session into the cache."""
+    """The shipped SRResNet as openvino-int8 (the CPU default), exported once per session into the
+    cache, where `load_engine("default")` finds it."""
     from srgan import SHIPPED_MODELS
     from srgan.checkpoint import load_generator
-    from srgan.inference import open_engine
+    from srgan.graphs import open_engine
 
-    engine = open_engine("openvino-int8", load_generator(SHIPPED_MODELS["default"]))
+    engine = open_engine("openvino-int8", load_generator(SHIPPED_MODELS["default"]), shipped="default")
     assert engine.name == "openvino-int8", "the openvino extra is not installed (scripts/install.sh installs it)"
     return engine
 

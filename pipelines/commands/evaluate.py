@@ -7,13 +7,16 @@ import argparse
 import json
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines import UsageError
 from pipelines.commands import ALPHA_HELP, ENGINE_HELP, MODEL_HELP, alpha, check_alpha
 from pipelines.settings import ENGINE_NAMES
 from srgan import ASSETS
-from srgan.benchmarks import METRICS, NO_REFERENCE, Upscaler, bicubic_upscaler, check_metrics, evaluate_set
-from srgan.degradations import parse_spec
+from srgan.metrics import METRIC_NAMES, NO_REFERENCE
+
+if TYPE_CHECKING:
+    from srgan.benchmarks import Upscaler
 
 # result key -> (column title, format); hr_* are the HR images' own no-reference scores
 COLUMNS = {"psnr": ("PSNR (dB)", ".2f"), "ssim": ("SSIM", ".4f"), "niqe": ("NIQE", ".2f"),
@@ -37,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="folder holding <Set>/HR and optionally <Set>/LR_bicubic/X<scale> "
                         "(default: the Set5 shipped with the project)")
     p.add_argument("--sets", default="Set5", help="comma-separated set names under --data (default: %(default)s)")
-    p.add_argument("--metrics", help=f"comma-separated, from {','.join(METRICS)} "
+    p.add_argument("--metrics", help=f"comma-separated, from {','.join(METRIC_NAMES)} "
                                      f"(default: all; {','.join(NO_REFERENCE)} with --model hr)")
     p.add_argument("--scale", type=int, default=4, help="upscaling factor (default: %(default)s)")
     p.add_argument("--json", type=Path, help="write the results as JSON to this file")
@@ -56,7 +59,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _metrics(args: argparse.Namespace) -> list[str]:
     if args.metrics is None:
-        return list(NO_REFERENCE if args.model == "hr" else METRICS)
+        return list(NO_REFERENCE if args.model == "hr" else METRIC_NAMES)
+    from srgan.benchmarks import check_metrics
+
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     try:
         check_metrics(metrics, reference=args.model != "hr")
@@ -71,6 +76,8 @@ def _upscaler(args: argparse.Namespace) -> tuple[Upscaler | None, str, bool]:
     if args.model == "hr":
         return None, "hr", False
     if args.model == "bicubic":
+        from srgan.benchmarks import bicubic_upscaler
+
         return bicubic_upscaler(args.scale), "bicubic", False
     from pipelines.model_uri import load_engine  # torch and the model code only when a model runs
     from srgan.inference import upscale
@@ -85,6 +92,9 @@ def _upscaler(args: argparse.Namespace) -> tuple[Upscaler | None, str, bool]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from srgan.benchmarks import evaluate_set  # SciPy's metrics and degradations: only when evaluating
+    from srgan.degradations import parse_spec
+
     metrics = _metrics(args)
     spec = parse_spec(args.degrade) if args.degrade else None
     upscaler, label, conditioned = _upscaler(args)

@@ -13,7 +13,6 @@ RAY_AUTH_TOKEN_PATH names, or ~/.ray/auth_token (where `ray start` and `ray get-
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shlex
 import sys
@@ -105,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"submitted {job_id} to {own.address}", flush=True)
     if own.no_wait:
         return 0
+    import asyncio
+
     asyncio.run(_stream(client, job_id))
     status = client.get_job_status(job_id)
     print(f"{job_id}: {status.value}")

@@ -61,7 +61,7 @@ def static_int8(folder: Path, size: int, threads: int) -> Callable:
 def runner(model: str, name: str, threads: int, size: int) -> tuple[Callable, str]:
     """The callable timed as `name`, and a line about it."""
     from pipelines.model_uri import load_engine, load_model
-    from srgan.engines import EagerEngine
+    from srgan.eager import EagerEngine
 
     if name == TODAY:
         engine = EagerEngine(load_model(model), "bf16")

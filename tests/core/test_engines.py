@@ -13,10 +13,11 @@ from srgan import ASSETS, SHIPPED_MODELS
 from srgan.calibration import Calibration, calibration_tiles
 from srgan.checkpoint import load_generator
 from srgan.config import ModelConfig
-from srgan.engines import EagerEngine, EngineError, EngineUnavailable, fastest_eager, load_engine
-from srgan.graphs import ExportGraph, export_engine, set5_psnr
+from srgan.eager import EagerEngine, fastest_eager
+from srgan.engines import EngineError, EngineUnavailable, load_engine
+from srgan.graphs import ExportGraph, export_engine, open_engine, set5_psnr
 from srgan.images import load_image
-from srgan.inference import QUALITY_BOUND_DB, open_engine, set5_drop
+from srgan.inference import QUALITY_BOUND_DB, set5_drop
 from srgan.models import Generator
 
 SET5_LR = ASSETS / "benchmarks" / "Set5" / "LR_bicubic" / "X4"
@@ -87,15 +88,24 @@ def test_int8_round_trip_reproduces_its_card(shipped_int8):
 
 
 def test_auto_is_int8_on_cpu_for_the_shipped_model(shipped, shipped_int8):
-    engine = open_engine("auto", shipped)
+    engine = open_engine("auto", shipped, shipped="default")
     assert engine.name == "openvino-int8" and engine.folder == shipped_int8.folder  # from the cache
+
+
+def test_a_shipped_models_engine_is_found_without_torch(shipped_int8):
+    from srgan.inference import shipped_engine
+
+    for name in ("auto", "openvino-int8"):
+        assert shipped_engine("default", name).folder == shipped_int8.folder
+    assert shipped_engine("default", "openvino-bf16") is None  # not exported: torch must export it
+    assert shipped_engine("default", "eager") is None  # runs in PyTorch
 
 
 def test_auto_gives_way_where_an_engine_costs_too_much(tiny, monkeypatch):
     # (the SRGAN shipped before the photoreal one was such a model: -0.064 dB on Set5 in int8, docs/engines.md)
-    monkeypatch.setattr("srgan.inference.set5_drop", lambda card: 1.0 if card and "int8" in card["engine"] else 0.0)
+    monkeypatch.setattr("srgan.graphs.set5_drop", lambda card: 1.0 if card and "int8" in card["engine"] else 0.0)
     assert open_engine("auto", tiny).name == "openvino-bf16"
-    monkeypatch.setattr("srgan.inference.set5_drop", lambda card: 0.0 if card is None else 1.0)
+    monkeypatch.setattr("srgan.graphs.set5_drop", lambda card: 0.0 if card is None else 1.0)
     assert open_engine("auto", tiny).name == "eager"
 
 

@@ -17,7 +17,8 @@ from pipelines.settings import ENGINE_NAMES, ServeSettings
 from srgan import ASSETS, UserError
 from srgan.checkpoint import load_generator, save_checkpoint
 from srgan.config import load_config
-from srgan.engines import ENGINE_CHOICES, ENGINES, EagerEngine, fastest_eager, read_card
+from srgan.eager import EagerEngine, fastest_eager
+from srgan.engines import ENGINE_CHOICES, ENGINES, read_card
 from srgan.images import load_image
 from srgan.models import Generator
 
