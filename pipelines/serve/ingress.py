@@ -224,6 +224,11 @@ class Ingress:
         body, header checks, reservation, decode, condition, SR or bicubic, alpha."""
         s = self.settings
         scale = (await self._model_info())["scale"]
+        if q.alpha is not None and not self.model["dial"]:
+            raise HTTPError(400, "alpha_unavailable", "alpha interpolates two generators' weights in PyTorch, which "
+                                                      "this endpoint's image leaves out (srgan-ray:0.1.0-serve, the "
+                                                      "torch-free serving image); the full image srgan-ray:0.1.0 "
+                                                      "serves the dial")
         conditioned = self._conditioned(q)
         data = await image_bytes(request, self.max_body)
         try:

@@ -14,6 +14,7 @@ from ray.serve.metrics import Counter, Histogram
 from pipelines.settings import ServeSettings
 from srgan import dial_pair
 from srgan.condition import CLEAN, Condition, condition_vectors
+from srgan.engines import torch_installed
 from srgan.tiling import Tile, core, cut, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class Upscaler:
         from pipelines.model_uri import load_engine  # torch: only the model's replicas import it
 
         self.settings = s = ServeSettings(**settings)
+        # alpha interpolates two generators' weights in PyTorch: the torch-free serving image has no dial
+        self.dial = torch_installed()
         # The one place a model runs: uint8 windows (h, w, 3), all one shape -> uint8 SR windows,
         # through the inference engine of the settings (srgan.engines; auto: openvino-int8 on CPU).
         # None is the served model; the offered ones are loaded now, so that no request waits for one.
@@ -61,17 +64,20 @@ class Upscaler:
                  self.engines[None].name, ", ".join(s.models) or "none")
 
     async def info(self) -> dict[str, Any]:
-        """The served model, its scale, whether alpha dials it, its pair, the offered models with theirs,
-        and what each model is told of an input (ModelConfig.conditions; [] for a blind one)."""
-        s, pair = self.settings, dial_pair(self.settings.model)
-        return {"model": s.model, "scale": self.scale, "alpha": pair is not None, "pair": pair,
-                "models": {name: dial_pair(name) for name in s.models},
+        """The served model, its scale, whether alpha dials it, its pair, the offered models with theirs
+        (no pairs where this replica cannot dial: `dial` False, no torch), and what each model is told
+        of an input (ModelConfig.conditions; [] for a blind one)."""
+        s = self.settings
+        pair_of = dial_pair if self.dial else lambda name: None
+        pair = pair_of(s.model)
+        return {"model": s.model, "scale": self.scale, "alpha": pair is not None, "pair": pair, "dial": self.dial,
+                "models": {name: pair_of(name) for name in s.models},
                 "conditions": {s.model: list(self.engines[None].conditions),
                                **{name: list(self.engines[name].conditions) for name in s.models}}}
 
     def _engine(self, model: str | None, alpha: float | None) -> Any:
         """The engine of `model` (None: the served one), or for an `alpha` its shipped pair
-        interpolated, run by the device's fastest eager engine (srgan.engines.fastest_eager):
+        interpolated, run by the device's fastest eager engine (srgan.eager.fastest_eager):
         exporting an engine per alpha would take seconds to minutes. The last ALPHAS_KEPT dialled
         generators stay in memory (6 MB each)."""
         if alpha is None:
@@ -81,7 +87,7 @@ class Upscaler:
             import torch
 
             from pipelines.model_uri import load_engine
-            from srgan.engines import fastest_eager
+            from srgan.eager import fastest_eager
 
             device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
             self.dialled[pair, alpha] = load_engine(pair[0], fastest_eager(device), alpha=alpha)

@@ -37,7 +37,8 @@ from helpers import (
 from srgan import SHIPPED_MODELS, dial_pair
 from srgan.checkpoint import save_checkpoint
 from srgan.config import load_config
-from srgan.engines import ENGINES, fastest_eager
+from srgan.eager import fastest_eager
+from srgan.engines import ENGINES
 from srgan.images import Decoded, decode_image, load_image
 from srgan.inference import upscale, upscale_image
 from srgan.models import Generator
@@ -329,7 +330,7 @@ def shipped_url(serve_port):
 def test_alpha_dials_the_shipped_pair_and_each_alpha_batches_apart(shipped_url):
     from srgan import SHIPPED_MODELS
     from srgan.checkpoint import load_generator, load_interpolated
-    from srgan.engines import EagerEngine
+    from srgan.eager import EagerEngine
 
     path = BIRD  # one window, the whole image
     lr, alphas = load_image(path), [None, "0", "0.5", "1", "0.5", "0.25"]
@@ -346,14 +347,51 @@ def test_alpha_dials_the_shipped_pair_and_each_alpha_batches_apart(shipped_url):
     assert np.abs(dial_ends[0] - dial_ends[1]).mean() > 1  # 0 and 1 are two different models
     ready = httpx.get(f"{shipped_url}/readyz", timeout=10).json()
     assert ready["alpha"] is True and ready["model"] == "default" and ready["pair"] == ["default", "srgan"]
+    assert ready["dial"] is True
     assert ready["models"] == {m: list(dial_pair(m)) if dial_pair(m) else None for m in SHIPPED_MODELS}
+
+
+# The serving image's replica: in its process these cannot be imported (tests/pipelines/test_imports.py)
+NO_TORCH = """import sys
+for name in ("torch", "torchvision", "scipy", "skimage", "pyarrow", "nncf", "onnx", "safetensors"):
+    sys.modules[name] = None
+"""
+
+
+@pytest.fixture(scope="module")
+def torch_free_url(serve_port, shipped_int8, tmp_path_factory):
+    """The shipped SRResNet, its int8 engine exported once (the session's cache, as the serving
+    image's build does), served by an Upscaler whose process cannot import torch: a sitecustomize
+    on its PYTHONPATH makes the import fail, as it does in the serving image."""
+    import os
+
+    from pipelines.settings import ServeSettings
+
+    blocker = tmp_path_factory.mktemp("no-torch")
+    (blocker / "sitecustomize.py").write_text(NO_TORCH)
+    env = {"PYTHONPATH": str(blocker), "SRGAN_CACHE": os.environ["SRGAN_CACHE"]}
+    return deploy(serve_port, "slim", ServeSettings(model="default", models=("default",), engine="auto"),
+                  upscaler={"ray_actor_options": {"num_cpus": 0.25, "runtime_env": {"env_vars": env}}})
+
+
+def test_a_replica_without_torch_serves_the_exported_engine_and_refuses_the_dial(torch_free_url, shipped_int8):
+    ready = httpx.get(f"{torch_free_url}/readyz", timeout=10).json()
+    assert ready["dial"] is False and ready["pair"] is None and ready["models"] == {"default": None}, ready
+    for path in sorted((BENCHMARKS / "Set5" / "LR_bicubic" / "X4").glob("*.png")):
+        r = post(torch_free_url, path.read_bytes())
+        assert r.status_code == 200, r.text
+        offline = upscale_image(shipped_int8, decode_image(path.read_bytes()), 128, 24)  # the endpoint's tiles
+        diff = np.abs(pixels(r).astype(int) - np.asarray(offline).astype(int))
+        assert diff.max() <= 2 and diff.mean() < 0.05, (path.name, diff.max(), diff.mean())
+    r = post(torch_free_url, BIRD.read_bytes(), query="?alpha=0.5")
+    assert r.status_code == 400 and r.json()["error"] == "alpha_unavailable" and "srgan-ray:0.1.0-serve" in r.text
 
 
 def test_model_picks_a_shipped_generator_and_requests_of_each_model_batch_together(url, model):
     """The tiny app offers the shipped models too: each answer is its own model's, though the
     requests of three models come at once (the Upscaler batches per model and shape)."""
     from srgan.checkpoint import load_generator, load_interpolated
-    from srgan.engines import EagerEngine
+    from srgan.eager import EagerEngine
 
     g, _, pad = model
     image = Decoded(load_image(BIRD), None, False)
