@@ -7,6 +7,9 @@ Only the driver (experiment set-up) and rank 0 of a training run call into this 
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from pipelines import storage
 
+log = logging.getLogger(__name__)
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 MODEL_ARTIFACT = "model"  # artifact folder of the logged model; the checkpoint sits under it
@@ -72,12 +76,16 @@ def log_image(rgb, name: str) -> None:
 
 
 def log_model(checkpoint_dir: str | Path, registered_name: str, alias: str) -> str:
-    """Log a checkpoint folder as the run's model and register it; returns `models:/NAME@ALIAS`."""
-    info = mlflow.pyfunc.log_model(name=MODEL_ARTIFACT, python_model=str(Path(__file__).parent / "mlflow_model.py"),
-                                   artifacts={"checkpoint": str(checkpoint_dir)},
-                                   registered_model_name=registered_name)
+    """Log a checkpoint folder as the run's model and register it; returns `models:/NAME@ALIAS`.
+    MLflow's own notes of the registration (printed to stderr) give way to one log line."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        info = mlflow.pyfunc.log_model(name=MODEL_ARTIFACT,
+                                       python_model=str(Path(__file__).parent / "mlflow_model.py"),
+                                       artifacts={"checkpoint": str(checkpoint_dir)},
+                                       registered_model_name=registered_name)
     client = MlflowClient()
     client.set_registered_model_alias(registered_name, alias, info.registered_model_version)
+    log.info("registered the model as %s version %s, alias %s", registered_name, info.registered_model_version, alias)
     return f"models:/{registered_name}@{alias}"
 
 

@@ -5,14 +5,19 @@ checkpoints.
                                                                        -> MLflow metrics, grids, model (rank 0)
 
 A checkpoint holds what rank 0 saves (weights, optimizers, step: srgan.trainer) and one
-`worker_<rank>.pt` per rank (its crop stream's position and its RNG); Ray Train merges them into
+`worker_<rank>.pt` per rank; the last one also the generator's openvino-int8 graph (`srgan export`'s,
+where the openvino extra is installed), so the registered model runs on a serving replica without
+torch (its crop stream's position and its RNG); Ray Train merges them into
 one folder. A restart (a lost worker, or the same command run again) resumes every rank from the
 latest one: the learning-rate schedule follows from the step, each rank's crops from its position.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,17 +28,20 @@ import ray.train.torch
 import torch
 
 from pipelines import tracking
-from pipelines.cluster import NotOnThisNode
+from pipelines.cluster import QUIET, NotOnThisNode, quiet
 from pipelines.ingest import worker_batches
 from pipelines.model_uri import checkpoint_folder
 from pipelines.settings import WorkerSetup
 from srgan.checkpoint import load_generator
 from srgan.config import to_dict
 from srgan.crops import Prefetched
+from srgan.engines import EngineUnavailable
+from srgan.graphs import export_engine
 from srgan.trainer import Events, Trainer, fit
 
 log = logging.getLogger("srgan.train")
 WORKER_STATE = "worker_{rank}.pt"  # each rank's own part of a checkpoint
+SERVING_ENGINE = "openvino-int8"  # what the CPU replicas' engine auto runs (srgan.inference.auto_engine_names)
 
 
 class RayEvents(Events):
@@ -69,6 +77,7 @@ class RayEvents(Events):
             if self.rank == 0:
                 self.trainer.save(tmp, mlflow_run_id=self.run_id)
                 if last:
+                    _export_serving_engine(tmp, self.job.run_name)
                     metrics["model_uri"] = tracking.log_model(tmp, self.job.registered_model, self.job.phase)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp),
                              checkpoint_dir_name=f"checkpoint_{step:08d}")
@@ -76,6 +85,18 @@ class RayEvents(Events):
     def close(self) -> None:
         if self.rank == 0:
             tracking.end_run()
+
+
+def _export_serving_engine(folder: str, run: str) -> None:
+    """The checkpoint's openvino-int8 graph and card, into the checkpoint folder (`srgan export`'s
+    layout: srgan.inference.exported_engine runs it, torch-free)."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars: the log line after says it all
+            export_engine(load_generator(folder), folder, SERVING_ENGINE,
+                          source={"model": f"run {run}, last checkpoint"})
+    except EngineUnavailable as e:
+        log.warning("the model is registered without a %s graph (%s): replicas without torch cannot serve it",
+                    SERVING_ENGINE, e)
 
 
 def _resume(trainer: Trainer, rank: int) -> dict[str, Any]:
@@ -97,6 +118,8 @@ def _resume(trainer: Trainer, rank: int) -> dict[str, Any]:
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if os.environ.get(QUIET):
+        quiet()  # over Ray Train's worker logging, set up by now
     setup: WorkerSetup = config["setup"]
     job = setup.job
     ctx = ray.train.get_context()
