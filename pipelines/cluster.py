@@ -34,8 +34,37 @@ def ensure_ray() -> None:
 def without_dashboard() -> None:
     """Worker set-up on a local Ray without the dashboard: Ray Train's placement-group cleaner asks
     the State API (which the dashboard serves) about the controller every second and warns each time
-    it cannot; the warning says nothing a local user can act on."""
+    it cannot; the warning says nothing a local user can act on. In a quiet job, also `quiet()`."""
     logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
+    if os.environ.get(QUIET):
+        quiet()
+
+
+# A quiet job (`srgan demo`) shows on its console what its user needs, the job's own progress and
+# results, and leaves the libraries' INFO logs, their notes and progress bars (Ray's, Ray Train's,
+# Ray Data's, Serve's, MLflow's, NNCF's, gRPC's fork() notes) to Ray's log files. The variables
+# reach every process the local Ray starts (set before ray.init: the raylet and its workers inherit
+# them); Ray Train and Serve take their levels from their own configs (QUIET_LEVEL).
+QUIET = "SRGAN_QUIET"
+QUIET_LEVEL = "ERROR"
+QUIET_ENV = {QUIET: "1", "GRPC_VERBOSITY": "ERROR", "RAY_DATA_LOG_LEVEL": QUIET_LEVEL,
+             "MLFLOW_LOGGING_LEVEL": QUIET_LEVEL, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+             "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+# ray's own level is set by ray.init; its token-authentication note (a local Ray needs no action) and
+# Serve's driver-side logger have their own
+QUIET_LOGGERS = ("ray", "ray.serve", "ray._private.authentication.authentication_token_setup", "alembic", "nncf",
+                 "httpx", "torch.utils.cpp_extension")
+OWN_LOGGERS = ("srgan", "pipelines")
+
+
+def quiet() -> None:
+    """This process's libraries log errors only; the job's own loggers stay at INFO. The root logger
+    goes to WARNING, for the libraries that log under their file's name (Ray Train's reports)."""
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(QUIET_LEVEL)
 
 
 def warn_if_local(path: str | None, what: str) -> None:

@@ -11,9 +11,12 @@ and everything it started is shut down.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from srgan import ASSETS, DEFAULT_MODEL
@@ -26,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on shipped data (a few minutes)",
                        description="prepare -> train -> evaluate -> serve on data shipped with the package.")
     p.add_argument("--out", type=Path, default=Path("srgan-demo"), help="output folder (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=100, help="fine-tuning steps (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=40, help="fine-tuning steps (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
     p.set_defaults(run=run)
 
@@ -45,18 +48,42 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     started_ray = not ray.is_initialized()
     t0 = time.time()
-    try:
-        report = _pipeline(out, args.steps)
-    finally:
-        from ray import serve
-        serve.shutdown()
-        if started_ray:
-            ray.shutdown()
+    with _quiet():
+        try:
+            report = _pipeline(out, args.steps)
+        finally:
+            if started_ray:
+                ray.shutdown()  # Serve and all
+            else:
+                from ray import serve
+                serve.shutdown()
     report["total_s"] = time.time() - t0
     (out / "report.md").write_text(_markdown(report))
     print(f"demo done in {report['total_s']:.0f} s; outputs in {out}: report.md, comparison.png, sr/, "
           f"shards/, runs/, mlflow.db")
     return 0
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The demo's console: its own progress, the training log, the endpoint and the report; the
+    libraries' INFO logs stay in Ray's log files (pipelines.cluster.QUIET_ENV). Undone after."""
+    from pipelines.cluster import OWN_LOGGERS, QUIET_ENV, QUIET_LOGGERS, quiet
+
+    saved_env = {k: os.environ.get(k) for k in QUIET_ENV}
+    saved_levels = {name: logging.getLogger(name).level for name in ("", *OWN_LOGGERS, *QUIET_LOGGERS)}
+    os.environ.update(QUIET_ENV)
+    quiet()
+    try:
+        yield
+    finally:
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        for name, level in saved_levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def _pipeline(out: Path, steps: int) -> dict:
@@ -73,6 +100,9 @@ def _pipeline(out: Path, steps: int) -> dict:
     t = time.time()
     manifest = run_prepare([str(ASSETS / "train")], str(out / "shards"), PrepareParams(stride=64, val_fraction=0))
     timings["prepare"] = time.time() - t
+    print(f"prepare: {manifest['images_processed']} images -> {manifest['tiles']['train']} tiles in "
+          f"{len(manifest['shards'])} shard(s) ({timings['prepare']:.0f} s)")
+    print(f"train: {steps} fine-tuning steps of the shipped generator, tracked in MLflow ({out}/mlflow.db)")
     model = to_dict(model_config(DEFAULT_MODEL))
     cfg = load_config("paper", overrides=[f"model.{k}={v}" for k, v in model.items()] + [
         f"srresnet.steps={steps}", "srresnet.learning_rate=2e-5", "loss.pixel=l1",
@@ -83,9 +113,11 @@ def _pipeline(out: Path, steps: int) -> dict:
                               tracking_uri=f"sqlite:///{out}/mlflow.db", experiment="srgan-demo",
                               registered_model="srgan-demo"))
     timings["train"] = time.time() - t
+    print(f"train: done ({timings['train']:.0f} s); registered as {result.metrics.get('model_uri')}")
     t = time.time()
     scores = _evaluate(result.checkpoint.path, out)
     timings["evaluate"] = time.time() - t
+    print("evaluate (Set5, PSNR dB): " + ", ".join(f"{name} {s['psnr']:.2f}" for name, s in scores.items()))
     t = time.time()
     endpoint = _call_endpoint(result.checkpoint.path, out)
     timings["serve"] = time.time() - t
@@ -114,14 +146,21 @@ def _call_endpoint(checkpoint: str, out: Path) -> dict:
     import httpx
     from ray import serve
 
+    from pipelines.cluster import QUIET_LEVEL, quiet
     from pipelines.serve import app
     from srgan.images import decode_image
+
+    quiet()  # over Serve's driver-side logger, set up by its import
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(app({"model": checkpoint}), name="srgan", route_prefix="/")
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config={"log_level": QUIET_LEVEL})
+    # the fine-tune alone (its int8 graph exported by training, with the model it registered): no
+    # other model to load, nothing to export here
+    serve.run(app({"model": checkpoint, "models": []}), name="srgan", route_prefix="/",
+              logging_config={"log_level": QUIET_LEVEL})
+    print(f"endpoint ready at http://127.0.0.1:{port}/ (the web page; POST /v1/upscale)")
     url = f"http://127.0.0.1:{port}"
     lr_path = SET5 / "LR_bicubic" / "X4" / "bird.png"
     t = time.time()
