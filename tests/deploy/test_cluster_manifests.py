@@ -172,7 +172,10 @@ def test_all_manifests_use_the_project_image_and_ray_version():
             groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
             for group in groups:
                 for c in group["template"]["spec"]["containers"]:
-                    assert c["image"] in (IMAGE, IMAGE + "-gpu"), (path.name, c["image"])
+                    # the serving image (no torch) only where Serve replicas run: the RayService's workers
+                    serving = doc["kind"] == "RayService" and group is not cluster["headGroupSpec"]
+                    assert c["image"] == (IMAGE + "-serve" if serving else c["image"]) and \
+                        c["image"] in (IMAGE, IMAGE + "-gpu", IMAGE + "-serve"), (path.name, c["image"])
 
 
 def test_the_build_script_tags_the_image_the_manifests_run():
@@ -550,6 +553,24 @@ def test_project_image():
     assert {"pyproject.toml", "README.md", "srgan", "pipelines", "cluster/serve.yaml"} <= sources
     run = " ".join(rest for w, rest in ins if w == "RUN")
     assert "pip install --no-cache-dir '.[openvino]'" in run and not re.search(r"torch==", run)  # no torch pin
+    stages = [rest.split() for w, rest in ins if w == "FROM"]
+    assert stages == [["${BASE_IMAGE}", "AS", "full"], ["${BASE_IMAGE}", "AS", "serve"], ["full"]]  # default: full
+    assert "srgan export --shipped" in run and "--from=full" in dockerfile.read_text()  # the engines, made once
+
+
+def test_the_serving_image_installs_pyprojects_pins_without_torch():
+    import runpy
+    import tomllib
+
+    requirements = runpy.run_path(str(ROOT / "infra" / "serving_requirements.py"))["requirements"]()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pinned = {re.sub(r"\[[^]]*\]", "", r).replace("mlflow-skinny", "mlflow")
+              for r in [*project["dependencies"], *project["optional-dependencies"]["openvino"]]}
+    names = {re.match(r"[a-z0-9_.-]+", r.lower()).group(0) for r in requirements}
+    assert all(re.sub(r"\[[^]]*\]", "", r).replace("mlflow-skinny", "mlflow") in pinned for r in requirements)
+    assert not names & {"torch", "torchvision", "scikit-image", "scipy", "nncf", "onnx", "mlflow"}, names
+    assert {"ray", "openvino", "numpy", "pillow", "mlflow-skinny"} <= names
+    assert "ray[serve]==2.60.0" in requirements
 
 
 # ---------------------------------------------------------------- MLflow server
