@@ -72,24 +72,36 @@ sys.exit("no bookworm source in this machine's apt sources: set DEBIAN_MIRROR=UR
 EOF
 }
 
-# An image's bytes, layer by layer: the instruction that made each layer and its size
-# (uncompressed, as unpacked on a node), from an OCI copy of the image.
+# An image's bytes, layer by layer: the instruction that made each layer, its size as pulled
+# (gzip, as a registry serves it) and as unpacked on a node, from an OCI copy of the image.
 layers() {
   local oci
   oci=$(mktemp -d)
-  buildah push -q --disable-compression "$1" "oci:$oci:image" > /dev/null
+  buildah push -q "$1" "oci:$oci:image" > /dev/null
   python3 - "$oci" << 'EOF'
-import json, pathlib, sys
+import json, pathlib, sys, zlib
 root = pathlib.Path(sys.argv[1])
 blob = lambda digest: root / "blobs" / digest.replace(":", "/")
+def unpacked(layer):  # bytes of the layer's tar
+    if not layer["mediaType"].endswith("gzip"):
+        return layer["size"]
+    d, n = zlib.decompressobj(31), 0
+    with open(blob(layer["digest"]), "rb") as f:
+        while chunk := f.read(1 << 20):
+            n += len(d.decompress(chunk))
+    return n
 index = json.loads((root / "index.json").read_text())
 manifest = json.loads(blob(index["manifests"][0]["digest"]).read_text())
 config = json.loads(blob(manifest["config"]["digest"]).read_text())
 made = [h.get("created_by", "?") for h in config.get("history", []) if not h.get("empty_layer")]
 made = ["?"] * (len(manifest["layers"]) - len(made)) + made  # a base's layers may carry no history
+total = [0, 0]
+print(f"{'pulled':>9} {'unpacked':>9}  instruction")
 for layer, how in zip(manifest["layers"], made):
-    print(f"{layer['size'] / 1e6:9.1f} MB  {' '.join(how.split())[:110]}")
-print(f"{sum(l['size'] for l in manifest['layers']) / 1e6:9.1f} MB  in all")
+    sizes = layer["size"], unpacked(layer)
+    total = [t + s for t, s in zip(total, sizes)]
+    print(f"{sizes[0] / 1e6:6.1f} MB {sizes[1] / 1e6:6.1f} MB  {' '.join(how.split())[:100]}")
+print(f"{total[0] / 1e6:6.1f} MB {total[1] / 1e6:6.1f} MB  in all")
 EOF
   rm -rf "$oci"
 }
