@@ -560,6 +560,7 @@ def test_project_image():
 
 def test_the_serving_image_installs_pyprojects_pins_without_torch():
     import runpy
+
     import tomllib
 
     requirements = runpy.run_path(str(ROOT / "infra" / "serving_requirements.py"))["requirements"]()

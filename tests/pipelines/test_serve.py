@@ -358,11 +358,12 @@ for name in ("torch", "torchvision", "scipy", "skimage", "pyarrow", "nncf", "onn
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def torch_free_url(serve_port, shipped_int8, tmp_path_factory):
     """The shipped SRResNet, its int8 engine exported once (the session's cache, as the serving
     image's build does), served by an Upscaler whose process cannot import torch: a sitecustomize
-    on its PYTHONPATH makes the import fail, as it does in the serving image."""
+    on its PYTHONPATH makes the import fail, as it does in the serving image. Deleted after the
+    test: the module's apps share 2 CPUs."""
     import os
 
     from pipelines.settings import ServeSettings
@@ -370,8 +371,9 @@ def torch_free_url(serve_port, shipped_int8, tmp_path_factory):
     blocker = tmp_path_factory.mktemp("no-torch")
     (blocker / "sitecustomize.py").write_text(NO_TORCH)
     env = {"PYTHONPATH": str(blocker), "SRGAN_CACHE": os.environ["SRGAN_CACHE"]}
-    return deploy(serve_port, "slim", ServeSettings(model="default", models=("default",), engine="auto"),
-                  upscaler={"ray_actor_options": {"num_cpus": 0.25, "runtime_env": {"env_vars": env}}})
+    yield deploy(serve_port, "slim", ServeSettings(model="default", models=("default",), engine="auto"),
+                 upscaler={"ray_actor_options": {"num_cpus": 0.25, "runtime_env": {"env_vars": env}}})
+    serve_delete("slim")
 
 
 def test_a_replica_without_torch_serves_the_exported_engine_and_refuses_the_dial(torch_free_url, shipped_int8):
