@@ -87,7 +87,7 @@ def _cpus_per_worker(job: TrainJob) -> float:
     """Explicit, else the cluster's CPUs less half of one for Ray Data (its tasks take DATA_CPUS
     each; reading is a fraction of a step), shared by the workers (at least 0.5). Each worker runs
     as many torch threads as its share rounded up: one worker on 2 cores gets 1.5 CPUs and 2
-    threads (1.7x the steps per second of the 1 CPU and 1 thread it had with a whole CPU left to
+    threads (1.5x the steps per second of the 1 CPU and 1 thread it had with a whole CPU left to
     Ray Data, `srgan demo` on this project's 2-core VM)."""
     import ray
 
