@@ -121,3 +121,15 @@ def conditioned_checkpoint(folder: Path, blocks: int = 1) -> tuple[Any, Path]:
         for p in g.conditioning.parameters():
             p.add_(0.3 * torch.randn_like(p))
     return g, save_checkpoint(folder, g, cfg)
+
+
+# What the serving image does not install (infra/serving_requirements.py): importing any of these fails there
+NOT_IN_SERVING_IMAGE = ("torch", "torchvision", "scipy", "skimage", "pyarrow", "nncf", "onnx", "safetensors")
+
+
+def serving_image_python(folder: Path) -> Path:
+    """`folder`, now holding a sitecustomize.py that makes importing NOT_IN_SERVING_IMAGE fail in any
+    Python started with `folder` on its PYTHONPATH, as it fails in the serving image."""
+    (folder / "sitecustomize.py").write_text(
+        f"import sys\nfor name in {NOT_IN_SERVING_IMAGE!r}:\n    sys.modules[name] = None\n")
+    return folder

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -27,11 +28,11 @@ import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from helpers import serving_image_python  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "data" / "benchmarks"
-NO_TORCH = """import sys
-for name in ("torch", "torchvision", "scipy", "skimage", "pyarrow", "nncf", "onnx", "safetensors"):
-    sys.modules[name] = None
-"""
 REPLICA = {"num_replicas": 1, "autoscaling_config": None}
 
 
@@ -92,8 +93,7 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    blocker = Path(tempfile.mkdtemp())
-    (blocker / "sitecustomize.py").write_text(NO_TORCH)
+    blocker = serving_image_python(Path(tempfile.mkdtemp()))
     env = {"SRGAN_CACHE": os.environ.get("SRGAN_CACHE", str(Path.home() / ".cache" / "srgan"))}
     settings = asdict(ServeSettings(model=args.model, models=(args.model,), engine="auto"))
     urls = {}

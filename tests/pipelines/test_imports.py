@@ -9,11 +9,9 @@ import sys
 
 import pytest
 
-from helpers import BENCHMARKS
+from helpers import BENCHMARKS, NOT_IN_SERVING_IMAGE
 
 HEAVY = {"ray", "mlflow", "torchvision"}
-# What the serving image does not install (infra/serving_requirements.py): importing one fails there
-NOT_IN_SERVING_IMAGE = ("torch", "torchvision", "scipy", "skimage", "pyarrow", "nncf", "onnx", "safetensors")
 RUN = """
 import json, sys
 for name in sys.argv[2].split(","):  # packages this run must do without

@@ -32,6 +32,7 @@ from helpers import (
     peak_rss,
     reset_peak_rss,
     serve_processes,
+    serving_image_python,
     strip_png,
 )
 from srgan import SHIPPED_MODELS, dial_pair
@@ -351,13 +352,6 @@ def test_alpha_dials_the_shipped_pair_and_each_alpha_batches_apart(shipped_url):
     assert ready["models"] == {m: list(dial_pair(m)) if dial_pair(m) else None for m in SHIPPED_MODELS}
 
 
-# The serving image's replica: in its process these cannot be imported (tests/pipelines/test_imports.py)
-NO_TORCH = """import sys
-for name in ("torch", "torchvision", "scipy", "skimage", "pyarrow", "nncf", "onnx", "safetensors"):
-    sys.modules[name] = None
-"""
-
-
 @pytest.fixture
 def torch_free_url(serve_port, shipped_int8, tmp_path_factory):
     """The shipped SRResNet, its int8 engine exported once (the session's cache, as the serving
@@ -368,8 +362,7 @@ def torch_free_url(serve_port, shipped_int8, tmp_path_factory):
 
     from pipelines.settings import ServeSettings
 
-    blocker = tmp_path_factory.mktemp("no-torch")
-    (blocker / "sitecustomize.py").write_text(NO_TORCH)
+    blocker = serving_image_python(tmp_path_factory.mktemp("no-torch"))
     env = {"PYTHONPATH": str(blocker), "SRGAN_CACHE": os.environ["SRGAN_CACHE"]}
     yield deploy(serve_port, "slim", ServeSettings(model="default", models=("default",), engine="auto"),
                  upscaler={"ray_actor_options": {"num_cpus": 0.25, "runtime_env": {"env_vars": env}}})
