@@ -554,7 +554,8 @@ def test_project_image():
     run = " ".join(rest for w, rest in ins if w == "RUN")
     assert "pip install --no-cache-dir '.[openvino]'" in run and not re.search(r"torch==", run)  # no torch pin
     stages = [rest.split() for w, rest in ins if w == "FROM"]
-    assert stages == [["${BASE_IMAGE}", "AS", "full"], ["${BASE_IMAGE}", "AS", "serve"], ["full"]]  # default: full
+    assert stages == [["${BASE_IMAGE}", "AS", "project"], ["project", "AS", "full"], ["project", "AS", "serve"],
+                      ["full"]]  # default: full
     assert "srgan export --shipped" in run and "--from=full" in dockerfile.read_text()  # the engines, made once
 
 
