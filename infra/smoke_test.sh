@@ -61,7 +61,9 @@ until curl -fs "http://127.0.0.1:$PORT/readyz" > /dev/null; do
   sleep 0.5
 done
 echo "healthy (readyz) after $(( ($(date +%s%N) - start) / 1000000 )) ms; /healthz: $(curl -fs "http://127.0.0.1:$PORT/healthz")"
-curl -fs "http://127.0.0.1:$PORT/" | grep -q "<title>" || { echo "GET / is not the web page"; exit 1; }
+# the page into a file first: `curl | grep -q` fails when grep stops reading before curl is done (pipefail)
+curl -fs "http://127.0.0.1:$PORT/" -o "$work/page.html" && grep -q "<title>" "$work/page.html" \
+  || { echo "GET / is not the web page"; exit 1; }
 echo "GET /: the web page"
 run cat "$BIRD" > "$work/bird.png"
 post() {  # post QUERY: the answer's status code; the body in $work/answer
