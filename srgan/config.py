@@ -65,6 +65,14 @@ class LossConfig:
     # srgan.losses.block_loss: the residual's steps across the edges of the LR's 8 px JPEG blocks,
     # upscaled (a GAN sharpens them into a grid of blotches), penalised apart from the pixel loss. 0 = off.
     block_weight: float = 0.0
+    # Perceptual signals that need no download, added to the content loss in phase srgan; 0 = off.
+    # srgan.losses.focal_frequency_loss: the spectrum's distance, weighted to the frequencies still wrong.
+    ffl_weight: float = 0.0
+    # Generic Perceptual Loss: L1 between the features of a randomly initialised VGG19 (seeded by
+    # train.seed; srgan.losses.RandomFeatures) on SR and on HR.
+    gpl_weight: float = 0.0
+    # pix2pixHD's feature matching: L1 between the discriminator's own features on SR and on HR.
+    feature_match_weight: float = 0.0
     # "torchvision" (its cache), a path to a VGG19 state dict, or "random" (tests only: never a real run)
     vgg_weights: str = "torchvision"
 

@@ -224,3 +224,67 @@ def grid_loss(sr: torch.Tensor, hr: torch.Tensor, period: int = 4, tile: int = 1
     blocks = e[..., :h, :w].reshape(b, c, h // tile, tile // period, period, w // tile, tile // period, period)
     phases = blocks.mean(dim=(3, 6))  # (B, C, H/tile, period, W/tile, period)
     return (phases - phases.mean(dim=(3, 5), keepdim=True)).square().mean()
+
+
+# ---------------------------------------------------------------- perceptual signals without a download
+
+def focal_frequency_loss(sr: torch.Tensor, hr: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """Focal Frequency Loss (Jiang et al., ICCV 2021): the squared distance between SR's and HR's 2D
+    spectra (orthonormal FFT, per image and channel), each frequency weighted by its own distance ^
+    `alpha`, normalised to 1 at the image's worst frequency and detached. A pixel loss is dominated by
+    the low frequencies that are easy to get right; this one spends its weight on the ones that are
+    still wrong, the fine detail a pixel-loss generator smooths away. (B, C, H, W) -> scalar, 0 when
+    SR = HR; computed in float32 (no bf16 FFT)."""
+    dist = (torch.fft.fft2(sr.float(), norm="ortho") - torch.fft.fft2(hr.float(), norm="ortho")).abs().square()
+    with torch.no_grad():
+        weight = dist.sqrt().pow(alpha)
+        weight = weight / weight.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+    return (weight * dist).mean()
+
+
+class RandomFeatures(nn.Module):
+    """A randomly initialised VGG19 up to the ReLU after conv3_4 as a fixed feature space: Generic
+    Perceptual Loss (Liu et al., CVPR 2021), where the structure of a deep network, not ImageNet
+    training, gives the loss its sense of texture. He-normal weights from `seed` (the same network
+    every run and on every rank), zero biases, frozen.
+
+    (B, 3, H, W) in [0, 1] -> the activations after relu1_2, relu2_2 and relu3_4: (B, 64, H, W),
+    (B, 128, H/2, W/2), (B, 256, H/4, W/4).
+    """
+
+    _TAPS = (3, 8, 17)  # vgg.make_layers(cfgs["E"]) indices of relu1_2, relu2_2, relu3_4
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        from torchvision.models import vgg
+
+        with torch.random.fork_rng(devices=[]):  # nn.Conv2d's own initialisation draws from the global RNG
+            self.layers = vgg.make_layers(vgg.cfgs["E"], batch_norm=False)[: self._TAPS[-1] + 1]
+        gen = torch.Generator().manual_seed(seed)
+        for m in self.layers:
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+                with torch.no_grad():
+                    m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2 / fan_in) ** 0.5)
+                    m.bias.zero_()
+        self.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> RandomFeatures:
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats, x = [], x - 0.5
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i in self._TAPS:
+                feats.append(x)
+        return feats
+
+
+def feature_loss(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over layers of L1 between feature maps of SR (`fake`, carrying G's gradient) and of HR
+    (`real`), each layer divided by the mean magnitude of HR's features there so that every layer
+    counts alike whatever its scale: the form of Generic Perceptual Loss and of pix2pixHD's
+    discriminator feature matching."""
+    terms = [F.l1_loss(f.float(), r.float()) / r.float().abs().mean().clamp_min(1e-6) for f, r in zip(fake, real)]
+    return torch.stack(terms).mean()

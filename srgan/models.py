@@ -177,6 +177,15 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x)).squeeze(1)  # (B,) logits; sigmoid lives in the loss
 
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(B,) logits and the activations after each of the eight LeakyReLUs (feature matching)."""
+        feats = []
+        for layer in self.features:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                feats.append(x)
+        return self.classifier(x).squeeze(1), feats
+
 
 class UNetDiscriminator(nn.Module):
     """Real-ESRGAN's U-Net critic with spectral norm: (B, 3, H, W) image in [0, 1] -> (B, 1, H, W)
@@ -199,16 +208,23 @@ class UNetDiscriminator(nn.Module):
         self.out = nn.Conv2d(c, 1, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x)[0]  # (B, 1, H, W) logits
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(B, 1, H, W) logits and the activations of every conv but the last (feature matching)."""
         act = functools.partial(F.leaky_relu, negative_slope=0.2)
         skips = [act(self.conv0(x))]  # (B, C, H, W), then (B, 2C, H/2, W/2), (B, 4C, H/4, W/4)
         for conv in self.down:
             skips.append(act(conv(skips[-1])))
+        feats = list(skips)
         x = skips.pop()  # (B, 8C, H/8, W/8)
         for conv in self.up:
             x = act(conv(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))) + skips.pop()
+            feats.append(x)
         for conv in self.extra:
             x = act(conv(x))
-        return self.out(x)  # (B, 1, H, W) logits
+            feats.append(x)
+        return self.out(x), feats
 
 
 def is_conditioning(name: str) -> bool:

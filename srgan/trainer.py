@@ -35,9 +35,12 @@ from srgan.eager import EagerEngine, autocast
 from srgan.inference import upscale
 from srgan.losses import (
     LossFn,
+    RandomFeatures,
     block_loss,
     content_loss,
     discriminator_gan_loss,
+    feature_loss,
+    focal_frequency_loss,
     generator_gan_loss,
     grid_loss,
     ldl_loss,
@@ -110,6 +113,8 @@ class Trainer:
             self.d = wrap(self._lay_out(discriminator(cfg.model)))
             self.d_opt = self._adam(self.d)
         self.content: LossFn = pixel_loss(cfg.loss.pixel) if phase == "srresnet" else content_loss(cfg.loss)
+        self.gpl = (RandomFeatures(cfg.train.seed).to(self.device)
+                    if phase == "srgan" and cfg.loss.gpl_weight > 0 else None)
         self.step = 0  # steps done in this phase
 
     def _lay_out(self, module: nn.Module) -> nn.Module:
@@ -188,18 +193,40 @@ class Trainer:
             loss = loss + cfg.block_weight * blocks
         logits: tuple[torch.Tensor, ...] = ()
         if self.d is not None:
-            d = unwrap(self.d)  # unwrapped and frozen: it only carries gradient to G
+            loss = loss + self._perceptual(sr, hr, logs)
+            # D unwrapped and frozen: it only carries gradient to G
+            d, match = unwrap(self.d), cfg.feature_match_weight > 0
             with frozen(d), autocast(self.device, self.bf16):
-                fake = d(sr).float()
-                with torch.no_grad():
-                    real = d(hr).float() if cfg.gan == "ragan" else fake.detach()  # vanilla needs no D(hr)
+                fake, fake_feats = d.forward_features(sr)
+                with torch.no_grad():  # vanilla needs no D(hr) but for feature matching
+                    real, real_feats = d.forward_features(hr) if cfg.gan == "ragan" or match else (fake.detach(), [])
+            fake, real = fake.float(), real.float()
             logs["adversarial"] = adversarial = generator_gan_loss(cfg.gan, fake, real)
             loss = loss + cfg.adversarial_weight * adversarial
+            if match:
+                logs["feature_match"] = fm = feature_loss(fake_feats, real_feats)
+                loss = loss + cfg.feature_match_weight * fm
             logits = (real.detach(), fake.detach())
         loss.backward()
         self.g_opt.step()
         logs = {k: v.detach() for k, v in logs.items()} | {"g_loss": loss.detach()}
         return logs, sr.detach(), logits
+
+    def _perceptual(self, sr: torch.Tensor, hr: torch.Tensor, logs: dict[str, torch.Tensor]) -> torch.Tensor | float:
+        """The weighted perceptual terms that need no download (focal frequency, generic perceptual),
+        each logged; 0 when both are off."""
+        cfg, total = self.cfg.loss, 0.0
+        if cfg.ffl_weight > 0:
+            logs["ffl"] = ffl = focal_frequency_loss(sr, hr)
+            total = total + cfg.ffl_weight * ffl
+        if self.gpl is not None:
+            with autocast(self.device, self.bf16):
+                fake = self.gpl(sr)
+                with torch.no_grad():
+                    real = self.gpl(hr)
+            logs["gpl"] = gpl = feature_loss(fake, real)
+            total = total + cfg.gpl_weight * gpl
+        return total
 
     @torch.no_grad()
     def _update_ema(self) -> None:

@@ -1,13 +1,18 @@
-"""The GAN losses against hand-computed values, LDL's artifact map and the grid loss."""
+"""The GAN losses against hand-computed values, LDL's artifact map, the grid and block losses, and the
+perceptual signals that need no download (focal frequency, random features, feature matching)."""
 
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from srgan.losses import (
+    RandomFeatures,
     block_loss,
     discriminator_gan_loss,
+    feature_loss,
+    focal_frequency_loss,
     generator_gan_loss,
     grid_loss,
     ldl_artifact_map,
@@ -108,3 +113,49 @@ def test_block_loss_is_the_energy_of_steps_across_block_edges_only():
     assert sr.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="over 32 px"):
         block_loss(hr[..., :32, :32], hr[..., :32, :32])
+
+
+def cosine(n: int, cycles: int, amplitude: float) -> torch.Tensor:
+    """(1, 1, n, n): a horizontal cosine of `cycles` periods across the image."""
+    x = torch.arange(n, dtype=torch.float32)
+    return (amplitude * torch.cos(2 * math.pi * cycles * x / n)).expand(1, 1, n, n).clone()
+
+
+def test_focal_frequency_loss_is_mse_for_one_frequency_and_weighs_the_weaker_down():
+    hr = torch.rand(1, 1, 32, 32)
+    one = hr + cosine(32, 3, 0.1)
+    assert focal_frequency_loss(hr, hr) == 0
+    # one frequency: its two bins are both the worst (weight 1), and the orthonormal FFT keeps energy
+    assert torch.allclose(focal_frequency_loss(one, hr), F.mse_loss(one, hr), rtol=1e-4)
+    two = one + cosine(32, 7, 0.05)  # a second frequency at half the amplitude: weight 1/2
+    expected = (0.1**2 / 2 + 0.5 * 0.05**2 / 2)  # mean square of each cosine, times its weight
+    assert math.isclose(focal_frequency_loss(two, hr).item(), expected, rel_tol=1e-3)
+    sr = two.clone().requires_grad_(True)
+    focal_frequency_loss(sr, hr).backward()
+    assert sr.grad.abs().sum() > 0
+
+
+def test_random_features_are_seeded_frozen_and_leave_the_global_rng_alone():
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    net = RandomFeatures(seed=1)
+    assert torch.equal(torch.rand(3), expected)
+    same, other = RandomFeatures(seed=1), RandomFeatures(seed=2)
+    w = lambda m: torch.cat([p.flatten() for p in m.parameters()])  # noqa: E731
+    assert torch.equal(w(net), w(same)) and not torch.equal(w(net), w(other))
+    assert not any(p.requires_grad for p in net.parameters())
+    feats = net.train()(torch.rand(2, 3, 32, 32))
+    assert not net.training
+    assert [tuple(f.shape) for f in feats] == [(2, 64, 32, 32), (2, 128, 16, 16), (2, 256, 8, 8)]
+    assert all(f.abs().mean() > 1e-3 for f in feats)  # He init: the deepest tap has not died out
+
+
+def test_feature_loss_counts_every_layer_alike_and_carries_gradient():
+    real = [torch.rand(2, 4, 8, 8), 100 * torch.rand(2, 8, 4, 4)]
+    assert feature_loss(real, real) == 0
+    fake = [r * 1.1 for r in real]  # 10 % off on both layers, whatever their scale
+    assert math.isclose(feature_loss(fake, real).item(), 0.1, rel_tol=1e-4)
+    leaf = real[0].clone().requires_grad_(True)
+    feature_loss([leaf * 2, real[1]], real).backward()
+    assert leaf.grad.abs().sum() > 0

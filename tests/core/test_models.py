@@ -115,3 +115,12 @@ def test_only_conditioning_weights_may_be_missing_when_loading():
         load_weights(blind, conditioned.state_dict())  # the other way round: unexpected keys
     with pytest.raises(RuntimeError, match="head"):
         load_weights(conditioned, {k: v for k, v in blind.state_dict().items() if not k.startswith("head")})
+
+
+@pytest.mark.parametrize("kind, taps", [("vgg", 8), ("unet", 9)])
+def test_discriminator_features_come_with_the_same_logits(kind, taps):
+    d = discriminator(ModelConfig(discriminator=kind, d_channels=8, d_dense=16, hr_crop=32)).eval()
+    x = torch.rand(2, 3, 32, 32)
+    logits, feats = d.forward_features(x)
+    assert torch.equal(logits, d(x)) and len(feats) == taps  # the G step's logits are unchanged
+    assert all(f.shape[0] == 2 and f.dim() == 4 for f in feats)

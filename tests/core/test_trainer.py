@@ -1,8 +1,11 @@
 """The core training loop: steps that learn, the schedule, events at the right steps, exact resume."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from srgan.checkpoint import load_generator
 from srgan.config import LossConfig, load_config
@@ -224,3 +227,36 @@ def test_condition_only_training_moves_the_conditioning_alone():
     assert all(torch.equal(g.state_dict()[k], v) for k, v in base.items())  # ...and nothing else moves
     with pytest.raises(ValueError, match="needs a conditioned generator"):
         Trainer(load_config("tiny", overrides=["train.condition_only=true"]), "srresnet")
+
+
+@pytest.mark.parametrize("term, key", [("loss.ffl_weight=1", "ffl"), ("loss.gpl_weight=1", "gpl"),
+                                       ("loss.feature_match_weight=1", "feature_match")])
+@pytest.mark.parametrize("kind", ["vgg", "unet"])
+def test_perceptual_terms_reach_the_generator_only(term, key, kind):
+    base = ["loss.content=mse", f"model.discriminator={kind}", "train.seed=3"]
+    on, off = (Trainer(load_config("tiny", overrides=[*base, *extra]), "srgan") for extra in ([term], []))
+    lr, hr = (on._input(x) for x in batch(on.cfg))
+    logs = on._generator_step(lr, hr)[0]
+    off._generator_step(lr, hr)
+    assert key in logs and torch.isfinite(logs[key]) and logs[key] > 0
+    assert not torch.equal(weights(on.g), weights(off.g))  # the term moved G...
+    assert all(p.grad is None for p in on.d.parameters())  # ...and gave D no gradient
+    assert all(p.requires_grad for p in on.d.parameters())
+
+
+def test_the_gan_step_with_the_new_terms_off_is_the_plain_one():
+    """Off by default, the G step is content + 1e-3 x -log D(G(lr)), computed here by hand."""
+    cfg = load_config("tiny", overrides=["loss.content=mse"])
+    trainer = Trainer(cfg, "srgan")
+    g, d = copy.deepcopy(trainer.g), copy.deepcopy(trainer.d)
+    opt = torch.optim.Adam(g.parameters(), lr=cfg.srgan.learning_rate, betas=(cfg.train.beta1, cfg.train.beta2))
+    lr, hr = (trainer._input(x) for x in batch(cfg))
+    logs = trainer._generator_step(lr, hr)[0]
+    sr = g(lr)
+    d.requires_grad_(False)
+    logits = d(sr)
+    loss = F.mse_loss(sr, hr) + 1e-3 * F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+    loss.backward()
+    opt.step()
+    assert set(logs) == {"content", "adversarial", "g_loss"}
+    assert torch.equal(logs["g_loss"], loss.detach()) and torch.equal(weights(g), weights(trainer.g))
