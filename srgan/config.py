@@ -65,6 +65,9 @@ class LossConfig:
     # srgan.losses.block_loss: the residual's steps across the edges of the LR's 8 px JPEG blocks,
     # upscaled (a GAN sharpens them into a grid of blotches), penalised apart from the pixel loss. 0 = off.
     block_weight: float = 0.0
+    # srgan.losses.flat_block_loss: the block measure itself as a loss (steps across the block edges over
+    # their neighbours', beyond HR's, where the image is flat). 0 = off.
+    flat_block_weight: float = 0.0
     # Perceptual signals that need no download, added to the content loss in phase srgan; 0 = off.
     # srgan.losses.focal_frequency_loss: the spectrum's distance, weighted to the frequencies still wrong.
     ffl_weight: float = 0.0

@@ -40,6 +40,7 @@ from srgan.losses import (
     content_loss,
     discriminator_gan_loss,
     feature_loss,
+    flat_block_loss,
     focal_frequency_loss,
     generator_gan_loss,
     grid_loss,
@@ -169,7 +170,8 @@ class Trainer:
 
     def _generator_step(self, lr: torch.Tensor, hr: torch.Tensor, cond: torch.Tensor | None = None
                         ) -> tuple[dict[str, torch.Tensor], torch.Tensor, tuple[torch.Tensor, ...]]:
-        """Content loss (+ LDL) (+ grid) (+ blocks) (+ adversarial_weight x the GAN loss in phase srgan).
+        """Content loss (+ LDL) (+ grid) (+ blocks) (+ in phase srgan, the perceptual terms and adversarial_weight
+        x the GAN loss).
 
         Forward passes run under bf16 autocast when set; losses are computed in float32. Returns the
         logs, the detached SR batch and D's detached logits on (HR, SR) for the D step (phase srgan).
@@ -191,6 +193,9 @@ class Trainer:
         if cfg.block_weight > 0:
             logs["blocks"] = blocks = block_loss(sr.float(), hr, 8 * self.cfg.model.scale)
             loss = loss + cfg.block_weight * blocks
+        if cfg.flat_block_weight > 0:
+            logs["flat_blocks"] = flat = flat_block_loss(sr, hr, self.cfg.model.scale)
+            loss = loss + cfg.flat_block_weight * flat
         logits: tuple[torch.Tensor, ...] = ()
         if self.d is not None:
             loss = loss + self._perceptual(sr, hr, logs)

@@ -12,6 +12,7 @@ from srgan.losses import (
     block_loss,
     discriminator_gan_loss,
     feature_loss,
+    flat_block_loss,
     focal_frequency_loss,
     generator_gan_loss,
     grid_loss,
@@ -159,3 +160,29 @@ def test_feature_loss_counts_every_layer_alike_and_carries_gradient():
     leaf = real[0].clone().requires_grad_(True)
     feature_loss([leaf * 2, real[1]], real).backward()
     assert leaf.grad.abs().sum() > 0
+
+
+def test_flat_block_loss_is_the_block_measure_beyond_hr():
+    hr = torch.full((1, 3, 96, 96), 0.5)
+    stepped = hr.clone()
+    stepped[..., 32:] += 3 / 255  # a 3 grey-level step at each vertical block edge (32 and 64), none across rows
+    stepped[..., 64:] += 3 / 255
+    # weight 1 everywhere (flat): the vertical edges step 3 x 219/255 grey levels of Y (16-235), the horizontal 0
+    assert math.isclose(flat_block_loss(stepped, hr).item(), 1.5 * 219 / 255 / 255, rel_tol=1e-4)
+    assert flat_block_loss(hr, hr) == 0 and flat_block_loss(stepped, stepped) == 0  # HR's own blocks are no artifact
+    pattern = hr + 0.02 * (torch.arange(96) % 4 == 0).float()  # a 4 px grid: the edges' neighbours step alike
+    assert flat_block_loss(pattern, hr) == 0
+    sr = stepped.clone().requires_grad_(True)
+    flat_block_loss(sr, hr).backward()
+    assert sr.grad[..., 31:33].abs().sum() > 0 and sr.grad[..., 40:56].abs().sum() == 0
+    with pytest.raises(ValueError, match="over 32 px"):
+        flat_block_loss(hr[..., :32, :32], hr[..., :32, :32])
+
+
+def test_flat_block_loss_counts_flat_places_as_the_measure_does():
+    gen = torch.Generator().manual_seed(0)
+    textured = 0.5 + 0.1 * torch.rand(1, 3, 96, 96, generator=gen)  # neighbours step ~10 grey levels
+    steps = torch.zeros(1, 3, 96, 96)
+    steps[..., 32:] += 3 / 255
+    flat = flat_block_loss(torch.full_like(textured, 0.5) + steps, torch.full_like(textured, 0.5))
+    assert flat_block_loss(textured + steps, textured) < flat / 5
