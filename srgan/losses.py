@@ -210,7 +210,8 @@ def _edge_excess(y: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tenso
     """srgan.artifacts.block_artifacts' sums for the vertical lines of luma `y` (B, H, W), in grey
     levels: per stretch of one upscaled block's height and per block edge, the mean step across the
     edge less the mean step across the lines of the same sub-pixel phase within one block either
-    side, and that reference step. Both (B, stretches, edges)."""
+    side (detached: nothing may be gained by roughening them, as a 4 px grid would), and that
+    reference step. Both (B, stretches, edges)."""
     period = 8 * scale
     steps = (y[..., 1:] - y[..., :-1]).abs()  # (B, H, W - 1): line j lies between columns j - 1 and j
     rows = steps.shape[1] // period * period
@@ -222,7 +223,7 @@ def _edge_excess(y: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tenso
     edges = torch.nonzero(j % period == 0).squeeze(1)  # indices of the edge lines
     lo, hi = (edges - period).clamp(min=0), (edges + period + 1).clamp(max=len(reference))
     ref = (sums[..., hi] - sums[..., lo]) / (counts[hi] - counts[lo])
-    return per_stretch[..., edges] - ref, ref
+    return per_stretch[..., edges] - ref.detach(), ref
 
 
 def flat_block_loss(sr: torch.Tensor, hr: torch.Tensor, scale: int = 4, flat_step: float = 2.0) -> torch.Tensor:
