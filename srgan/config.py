@@ -185,6 +185,20 @@ _REALWORLD_ROUNDS: dict[str, Any] = {
                "poisson_scale": [0.05, 1.5], "jpeg_prob": 0.3, "jpeg_quality": [50, 95]},
 }
 
+# What the conditioned presets share: every crop degraded (a clean crop gives the conditioning no
+# gradient), 70% of them by the photo round on their clean LR (blur in LR px; Gaussian noise, whose sigma
+# is the condition; JPEG, whose quality is), the others by the `realworld` preset's Real-ESRGAN rounds
+# (their final JPEG when it is the last step, round 2's noise sigma); the conditioning alone trained.
+_CONDITIONED_TRAIN: dict[str, Any] = {"ema_decay": 0.99, "checkpoint_every": 200, "keep_checkpoints": 3,
+                                      "condition_only": True}
+_CONDITIONED_DEGRADE: dict[str, Any] = {
+    "enabled": True, "clean_prob": 0.0, "photo_prob": 0.7,
+    **_REALWORLD_ROUNDS,
+    "photo": {"blur_prob": 0.3, "kernel_sizes": [13], "sigma": [0.2, 2.0], "resize_probs": [0, 0, 1],
+              "noise_prob": 0.5, "gaussian_noise_prob": 1.0, "noise_sigma": [1, 20], "jpeg_prob": 0.6,
+              "jpeg_quality": [30, 95]},
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The published recipe: 1e6 SRResNet steps at 1e-4; SRGAN 1e5 steps at 1e-4 then 1e5 at 1e-5.
     "paper": {},
@@ -218,23 +232,25 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # Real photos, told what each went through (srgan.condition): the generator takes the JPEG quality
     # and the noise sigma of its input, and phase srresnet trains only its conditioning from `default`
-    # (`train.condition_only`), so a clean input gets `default`'s output exactly. No crop is left clean
-    # (a clean crop gives the conditioning no gradient). 70% of the degraded crops are the photo round
-    # on their clean LR (blur in LR px; Gaussian noise, whose sigma is the condition; JPEG, whose quality
-    # is), the others the `realworld` preset's Real-ESRGAN rounds (their final JPEG when it is the last
-    # step, round 2's noise sigma). The shipped `auto` is phase srresnet from `default` (MODEL_CARD.md).
+    # (`train.condition_only`), so a clean input gets `default`'s output exactly; the crops are
+    # _CONDITIONED_DEGRADE's. The shipped `auto` is phase srresnet from `default` (MODEL_CARD.md).
     "conditioned": {
         "model": {"norm": "none", "conditions": ["jpeg", "noise"]},
         "loss": {"pixel": "l1", "content": "mse"},
-        "train": {"ema_decay": 0.99, "checkpoint_every": 200, "keep_checkpoints": 3, "condition_only": True},
-        "degrade": {
-            "enabled": True, "clean_prob": 0.0, "photo_prob": 0.7,
-            **_REALWORLD_ROUNDS,
-            "photo": {"blur_prob": 0.3, "kernel_sizes": [13], "sigma": [0.2, 2.0], "resize_probs": [0, 0, 1],
-                      "noise_prob": 0.5, "gaussian_noise_prob": 1.0, "noise_sigma": [1, 20], "jpeg_prob": 0.6,
-                      "jpeg_quality": [30, 95]},
-        },
+        "train": _CONDITIONED_TRAIN,
+        "degrade": _CONDITIONED_DEGRADE,
         "srresnet": {"steps": 2400, "learning_rate": 5e-4, "milestones": [2000], "gamma": 0.5},
+    },
+    # The GAN side of the conditioned pair: `conditioned`'s crops, and again its conditioning alone
+    # trained, now from the shipped `srgan` (a clean input gets `srgan`'s output exactly): SRGAN-MSE
+    # with LDL, the grid loss and the block measure as a loss (`loss.flat_block_weight`), which
+    # `block_loss` did not bring down. What each tried term did: model card, "The conditioned GAN".
+    "conditioned-gan": {
+        "model": {"norm": "none", "conditions": ["jpeg", "noise"]},
+        "loss": {"pixel": "l1", "content": "mse", "ldl_weight": 1.0, "grid_weight": 100.0, "flat_block_weight": 10.0},
+        "train": _CONDITIONED_TRAIN,
+        "degrade": _CONDITIONED_DEGRADE,
+        "srgan": {"steps": 200, "learning_rate": 2e-4},
     },
     # A few channels and one block: for tests and smoke runs on a CPU.
     "tiny": {
