@@ -195,6 +195,7 @@ def test_ema_is_validated_checkpointed_and_resumed(tmp_path):
     ["model.discriminator=vgg", "loss.gan=ragan", "train.ema_decay=0.9", "loss.ldl_weight=1"],
     ["model.discriminator=unet", "loss.gan=vanilla", "train.ema_decay=0.9", "loss.ldl_weight=1", "loss.content=l1"],
     ["model.discriminator=vgg", "loss.gan=vanilla", "loss.grid_weight=30"],
+    ["model.discriminator=vgg", "model.hr_crop=48", "loss.block_weight=10", "loss.flat_block_weight=10"],
 ])
 def test_gan_recipes_train_both_networks(recipe):
     cfg = load_config("tiny", overrides=["loss.content=mse", "srgan.learning_rate=1e-3", "srgan.milestones=[]",
@@ -206,6 +207,7 @@ def test_gan_recipes_train_both_networks(recipe):
     assert changed(g0, trainer.g) and changed(d0, trainer.d)
     assert ("ldl" in logs[0]) == ("loss.ldl_weight=1" in recipe)
     assert ("grid" in logs[0]) == ("loss.grid_weight=30" in recipe)
+    assert ("flat_blocks" in logs[0]) == ("blocks" in logs[0]) == ("loss.flat_block_weight=10" in recipe)
     assert all(torch.isfinite(v).all() for v in logs[-1].values() if isinstance(v, torch.Tensor))
 
 
