@@ -243,11 +243,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The GAN side of the conditioned pair: `conditioned`'s crops, and again its conditioning alone
     # trained, now from the shipped `srgan` (a clean input gets `srgan`'s output exactly): SRGAN-MSE
-    # with LDL, the grid loss and the block measure as a loss (`loss.flat_block_weight`), which
-    # `block_loss` did not bring down. What each tried term did: model card, "The conditioned GAN".
+    # with LDL, the grid loss, the block measure as a loss (`loss.flat_block_weight`), which
+    # `block_loss` did not bring down, and Generic Perceptual Loss, which kept texture and fidelity on
+    # JPEG q40. What each tried term did: model card, "The conditioned GAN".
     "conditioned-gan": {
         "model": {"norm": "none", "conditions": ["jpeg", "noise"]},
-        "loss": {"pixel": "l1", "content": "mse", "ldl_weight": 1.0, "grid_weight": 100.0, "flat_block_weight": 10.0},
+        "loss": {"pixel": "l1", "content": "mse", "ldl_weight": 1.0, "grid_weight": 100.0, "flat_block_weight": 20.0,
+                 "gpl_weight": 1.0},
         "train": _CONDITIONED_TRAIN,
         "degrade": _CONDITIONED_DEGRADE,
         "srgan": {"steps": 200, "learning_rate": 2e-4},
