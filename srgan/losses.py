@@ -18,6 +18,7 @@ from torch import nn
 
 from srgan import UserError
 from srgan.config import LossConfig
+from srgan.metrics import Y_COEFFS
 
 # vgg19.features index just after the ReLU of conv2_2 / conv5_4 (slice end, exclusive).
 _VGG_LAYERS = {"vgg22": 9, "vgg54": 36}
@@ -203,9 +204,6 @@ def block_loss(sr: torch.Tensor, hr: torch.Tensor, period: int = 32, phase: int 
     return ((excess(across_columns) + excess(across_rows)) / 2).mean()
 
 
-_Y = (65.481, 128.553, 24.966)  # BT.601 luma of RGB in [0, 1], in grey levels (srgan.metrics.rgb_to_y)
-
-
 def _edge_excess(y: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
     """srgan.artifacts.block_artifacts' sums for the vertical lines of luma `y` (B, H, W), in grey
     levels: per stretch of one upscaled block's height and per block edge, the mean step across the
@@ -236,7 +234,7 @@ def flat_block_loss(sr: torch.Tensor, hr: torch.Tensor, scale: int = 4, flat_ste
     levels / 255: the weighted mean excess step."""
     if min(sr.shape[-2:]) <= 8 * scale:
         raise ValueError(f"flat_block_loss needs images over {8 * scale} px a side, got {tuple(sr.shape)}")
-    coeffs = sr.new_tensor(_Y).view(1, 3, 1, 1)
+    coeffs = sr.new_tensor(Y_COEFFS).view(1, 3, 1, 1)  # Y less its offset of 16: only steps matter
     y_sr, y_hr = (sr.float() * coeffs).sum(1), (hr.float() * coeffs).sum(1)  # (B, H, W) grey levels
     total = weight_sum = 0.0
     for a, b in ((y_sr, y_hr), (y_sr.transpose(-1, -2), y_hr.transpose(-1, -2))):  # vertical, horizontal lines

@@ -19,10 +19,14 @@ METRIC_NAMES = ("psnr", "ssim", "niqe", "artifacts", "blocks")
 NO_REFERENCE = ("niqe", "artifacts", "blocks")
 
 
+Y_COEFFS = (65.481, 128.553, 24.966)  # BT.601 Y (16-235) of R, G, B in [0, 1], as MATLAB `rgb2ycbcr`
+
+
 def rgb_to_y(rgb: np.ndarray) -> np.ndarray:
     """uint8 RGB (H, W, 3) -> float64 Y (H, W): integers in [16, 235], as MATLAB `rgb2ycbcr`."""
     rgb = rgb.astype(np.float64)
-    return np.round(16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0)
+    r, g, b = Y_COEFFS
+    return np.round(16.0 + (r * rgb[..., 0] + g * rgb[..., 1] + b * rgb[..., 2]) / 255.0)
 
 
 def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
