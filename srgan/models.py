@@ -175,7 +175,7 @@ class Discriminator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x)).squeeze(1)  # (B,) logits; sigmoid lives in the loss
+        return self.forward_features(x)[0]  # (B,) logits; sigmoid lives in the loss
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(B,) logits and the activations after each of the eight LeakyReLUs (feature matching)."""
