@@ -1,7 +1,7 @@
 """Where a generator comes from: a model spec on the command line -> a loaded Generator, or the
 inference engine that runs it (srgan.engines).
 
-    default, srgan, realworld, realworld-gan, auto
+    default, srgan, realworld, realworld-gan, auto, auto-gan
                                 the generators shipped in the package (srgan/assets/model*)
     models:/NAME@ALIAS          a model registered in MLflow by `srgan train`
     s3://.., gs://..            a checkpoint folder on any pyarrow filesystem (file:// too)

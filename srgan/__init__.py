@@ -12,12 +12,14 @@ DEFAULT_MODEL = ASSETS / "model"  # the trained SRResNet shipped with the packag
 # Models a user names by word (assets/model/MODEL_CARD.md): for clean bicubic LR, `default` (SRResNet,
 # the PSNR model) and `srgan` (its GAN); for real photos (JPEG, noise, blur), `realworld` and
 # `realworld-gan`, the same pair trained on degraded inputs, blind to what each input went through;
-# and `auto`, `default` told each input's JPEG quality and noise (srgan.condition), read from its file.
+# and `auto` and `auto-gan`, `default` and `srgan` told each input's JPEG quality and noise
+# (srgan.condition), read from its file.
 SHIPPED_MODELS = {"default": DEFAULT_MODEL, "srgan": ASSETS / "model-srgan", "realworld": ASSETS / "model-realworld",
-                  "realworld-gan": ASSETS / "model-realworld-gan", "auto": ASSETS / "model-auto"}
+                  "realworld-gan": ASSETS / "model-realworld-gan", "auto": ASSETS / "model-auto",
+                  "auto-gan": ASSETS / "model-auto-gan"}
 # The perception-distortion pairs: (the PSNR model, the GAN trained from it). `alpha` dials between
 # the two of a pair, weight by weight (srgan.checkpoint.load_interpolated): 0 the first, 1 the second.
-DIAL_PAIRS = (("default", "srgan"), ("realworld", "realworld-gan"))
+DIAL_PAIRS = (("default", "srgan"), ("realworld", "realworld-gan"), ("auto", "auto-gan"))
 
 
 def dial_pair(model: str) -> tuple[str, str] | None:

@@ -11,12 +11,12 @@ import argparse
 from pipelines import UsageError
 from srgan import DIAL_PAIRS, dial_pair
 
-PAIRS = ", ".join(" and ".join(pair) for pair in DIAL_PAIRS)  # "default and srgan, realworld and realworld-gan"
-MODEL_HELP = ("a shipped model by name: 'auto' for real photos, told each input's JPEG quality and noise as "
-              "its file says them (upscale's --jpeg-quality and --noise set them); in pairs of a PSNR model and "
-              "its GAN, 'default' and 'srgan' for clean bicubic LR, 'realworld' and 'realworld-gan' for real "
-              "photos, blind to what each went through; or a checkpoint folder or URI, or models:/NAME@ALIAS "
-              "(default: %(default)s)")
+PAIRS = ", ".join(" and ".join(pair) for pair in DIAL_PAIRS)  # "default and srgan, realworld and realworld-gan, .."
+MODEL_HELP = ("a shipped model by name, in pairs of a PSNR model and its GAN: 'auto' and 'auto-gan' for real "
+              "photos, told each input's JPEG quality and noise as its file says them (upscale's --jpeg-quality "
+              "and --noise set them); 'default' and 'srgan' for clean bicubic LR; 'realworld' and "
+              "'realworld-gan' for real photos, blind to what each went through; or a checkpoint folder or "
+              "URI, or models:/NAME@ALIAS (default: %(default)s)")
 ENGINE_HELP = ("inference engine (srgan.engines): auto (the fastest within 0.05 dB of fp32: openvino-int8 on CPU, "
                "eager-fp16 on CUDA), eager (PyTorch fp32, the reference), eager-bf16, eager-fp16 (CUDA), onnx, "
                "openvino, openvino-bf16, openvino-int8; a runtime engine is exported once into ~/.cache/srgan "

@@ -74,3 +74,18 @@ def test_interpolation_refuses_mismatches():
         interpolate(a, Generator(load_config("tiny", overrides=["model.blocks=2"]).model), 0.5)
     with pytest.raises(CheckpointError, match=r"alpha must be in \[0, 1\]"):
         interpolate(a, a, 1.5)
+
+
+@pytest.mark.parametrize("conditioned, blind", [("auto", "default"), ("auto-gan", "srgan")])
+def test_a_shipped_conditioned_model_is_its_blind_model_plus_conditioning(conditioned, blind):
+    """Trained condition_only: every weight of the blind model is in it unchanged (the conditioning
+    and the blocks' adapters are its own), so a clean input gets the blind model's output exactly."""
+    g, base = load_generator(SHIPPED_MODELS[conditioned]), load_generator(SHIPPED_MODELS[blind])
+    weights = g.state_dict()
+    assert all(torch.equal(weights[k], v) for k, v in base.state_dict().items())
+    assert {k.split(".")[0] if "adapter" not in k else "adapter" for k in weights.keys() - base.state_dict().keys()} \
+        == {"conditioning", "adapter"}
+    lr, degraded = torch.rand(1, 3, 16, 16), torch.tensor([[0.6, 0.2]])  # JPEG q40, noise 6
+    with torch.no_grad():
+        assert torch.equal(g(lr, torch.zeros(1, 2)), base(lr))
+        assert (g(lr, degraded) - base(lr)).abs().mean() > 1e-3  # the conditioning was trained

@@ -38,16 +38,18 @@ def test_photoreal_preset_is_the_shipped_srgans_recipe():
     assert cfg["train"]["ema_decay"] == shipped["train"]["ema_decay"] > 0
 
 
-def test_conditioned_presets_share_the_crops_and_model_of_the_shipped_auto():
-    shipped = json.loads((SHIPPED_MODELS["auto"] / "config.json").read_text())["config"]
+def test_conditioned_presets_are_the_shipped_auto_pairs_recipes():
+    shipped, shipped_gan = (json.loads((SHIPPED_MODELS[m] / "config.json").read_text())["config"]
+                            for m in ("auto", "auto-gan"))
     psnr, gan = to_dict(load_config("conditioned")), to_dict(load_config("conditioned-gan"))
-    assert psnr["degrade"] == gan["degrade"] == shipped["degrade"]
+    assert psnr["degrade"] == gan["degrade"] == shipped["degrade"] == shipped_gan["degrade"]
     assert psnr["model"] == gan["model"] == to_dict(from_dict({"model": shipped["model"]}).model)
     assert psnr["train"]["condition_only"] and gan["train"]["condition_only"]
     # the GAN's terms are its own: the PSNR phase of `conditioned` (the shipped `auto`) has none of them
     assert gan["loss"]["flat_block_weight"] > 0 and gan["loss"]["grid_weight"] > 0
     assert psnr["loss"] == shipped["loss"] | {"flat_block_weight": 0.0, "ffl_weight": 0.0, "gpl_weight": 0.0,
                                               "feature_match_weight": 0.0}
+    assert gan["loss"] == shipped_gan["loss"] and gan["srgan"] == shipped_gan["srgan"]
 
 
 def test_tiny_preset_is_small():
