@@ -20,6 +20,7 @@ NumPy, SciPy, Pillow, PyYAML and tqdm, and scikit-image for SSIM.
 
     bash scripts/realesrgan_reference.sh --json /work/runs/realesrgan/all.json --markdown
     bash scripts/realesrgan_reference.sh --sets Set5 --specs clean,jpeg:75 --markdown
+    bash scripts/realesrgan_reference.sh --sets Set5,BSD100 --specs jpeg:75 --save runs/realesrgan
 
 Pre- and post-processing are those of Real-ESRGAN's own inference (xinntao/Real-ESRGAN-ncnn-vulkan
 `realesrgan.cpp` and its pre/post-process shaders; the PyTorch `inference_realesrgan.py`): RGB
@@ -122,11 +123,13 @@ def to_spec(text: str) -> Spec | None:
     return None if text == "clean" else parse_spec(text)
 
 
-def evaluate(net: ncnn.Net, data: Path, spec: str, set_name: str) -> dict:
-    """evaluate_set's result for one (spec, set), with `seconds_per_image` of the upscale calls."""
+def evaluate(net: ncnn.Net, data: Path, spec: str, set_name: str, save: Path | None = None) -> dict:
+    """evaluate_set's result for one (spec, set), with `seconds_per_image` of the upscale calls;
+    the SR images saved under `save`/<spec>/<set>/ if given."""
     seconds: list[float] = []
     upscaler = timed(lambda lr: upscale(net, lr), seconds)
-    result = evaluate_set(upscaler, data / set_name, SCALE, metrics=METRICS, spec=to_spec(spec))
+    save_dir = save / spec.replace(":", "").replace("+", "_") / set_name if save else None
+    result = evaluate_set(upscaler, data / set_name, SCALE, save_dir, METRICS, to_spec(spec))
     return {**result, "seconds_per_image": float(np.mean(seconds))}
 
 
@@ -168,6 +171,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="keep the (spec, set) results already in --json and compute only the others (default: off)")
     p.add_argument("--markdown", action="store_true", help="print a docs/real-photos.md row per spec (default: off)")
+    p.add_argument("--save", type=Path, default=None,
+                   help="save the SR images as SAVE/<spec>/<set>/<image>.png, the spec's : and + dropped "
+                        "(jpeg75, blur1.5_jpeg60), for scripts/compare_crops.py --reference (default: none)")
     return p
 
 
@@ -185,7 +191,7 @@ def main(args: argparse.Namespace) -> None:
         for set_name in sets:
             if set_name in results.get(spec, {}):
                 continue
-            r = evaluate(net, args.data, spec, set_name)
+            r = evaluate(net, args.data, spec, set_name, args.save)
             results.setdefault(spec, {})[set_name] = r
             log.info("%s %s: %s (%d images, %.2f s per image)", spec, set_name, cell(r), r["images"],
                      r["seconds_per_image"])

@@ -6,7 +6,7 @@
 # nothing it writes feeds training (see the .py's docstring).
 #
 #   bash scripts/realesrgan_reference.sh [--sets Set5,Set14,BSD100] [--specs clean,jpeg:75,...]
-#        [--data DIR] [--json OUT [--resume]] [--markdown]
+#        [--data DIR] [--json OUT [--resume]] [--markdown] [--save DIR]
 #
 # One spec on the three sets: about 21 minutes on 2 AVX2 cores shared with a training run (x4plus
 # is a 16.7M-parameter RRDB run at LR size, 0.34 TFLOP per BSD100 image: some 10 s each there);
