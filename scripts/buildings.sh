@@ -8,7 +8,7 @@
 set -euo pipefail
 OUT=${1:-runs/buildings}
 SRGAN=${SRGAN:-.venv/bin/srgan}
-MODELS=${MODELS:-bicubic default srgan realworld realworld-gan}
+MODELS=${MODELS:-bicubic default srgan realworld realworld-gan auto-gan}
 PHOTOS=(building.jpg leuvenA.jpg leuvenB.jpg home.jpg aero1.jpg aero3.jpg graf1.png)
 mkdir -p "$OUT/buildings"
 if [ ! -f "$OUT/buildings/graf1.png" ]; then
