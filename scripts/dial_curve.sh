@@ -4,7 +4,7 @@
 # read from each file), then scripts/dial_curve.py draws PSNR against NIQE beside Real-ESRGAN's
 # points where REFERENCE (scripts/realesrgan_reference.sh --json) is given.
 #
-#   bash scripts/dial_curve.sh [OUT] [REFERENCE]      (about 35 minutes on 2 cores)
+#   bash scripts/dial_curve.sh [OUT] [REFERENCE]      (9 minutes on 2 AVX-512 cores)
 #   PAIR=realworld SETS=Set5 SPECS=jpeg:75 bash scripts/dial_curve.sh runs/dial-realworld
 set -euo pipefail
 OUT=${1:-runs/dial-curve}

@@ -13,7 +13,7 @@ from srgan.checkpoint import (
     save_checkpoint,
 )
 from srgan.config import load_config
-from srgan.models import Discriminator, Generator
+from srgan.models import Discriminator, Generator, is_conditioning
 
 
 def test_round_trip_rebuilds_from_folder_alone(tmp_path):
@@ -83,8 +83,9 @@ def test_a_shipped_conditioned_model_is_its_blind_model_plus_conditioning(condit
     g, base = load_generator(SHIPPED_MODELS[conditioned]), load_generator(SHIPPED_MODELS[blind])
     weights = g.state_dict()
     assert all(torch.equal(weights[k], v) for k, v in base.state_dict().items())
-    assert {k.split(".")[0] if "adapter" not in k else "adapter" for k in weights.keys() - base.state_dict().keys()} \
-        == {"conditioning", "adapter"}
+    own = weights.keys() - base.state_dict().keys()
+    assert own == {k for k in weights if is_conditioning(k)}  # what it adds is its conditioning...
+    assert {k.split(".")[0] for k in own} == {"conditioning", "blocks"}  # ...the embedding and the blocks' adapters
     lr, degraded = torch.rand(1, 3, 16, 16), torch.tensor([[0.6, 0.2]])  # JPEG q40, noise 6
     with torch.no_grad():
         assert torch.equal(g(lr, torch.zeros(1, 2)), base(lr))
